@@ -1,0 +1,119 @@
+# smarthost: a sendmail-compatible relay client.
+#
+#   make            build ./smarthost
+#   make check      install what is missing, build, run every test
+#   make demo       install what is missing, send a message to the test relay
+#   make install    PREFIX=/usr/local DESTDIR=
+
+PREFIX	?= /usr/local
+SBINDIR	?= $(PREFIX)/sbin
+LIBDIR	?= $(PREFIX)/lib
+MANDIR	?= $(PREFIX)/share/man
+CC	?= cc
+CFLAGS	?= -O2 -g
+PKG_CONFIG ?= pkg-config
+
+PKGS	 = mbedtls mbedx509 mbedcrypto libgsasl
+WARN	 = -Wall -Wextra -Wshadow -Wformat=2 -Wconversion -Wno-sign-conversion \
+	   -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
+	   -Wundef -Wvla
+DEFS	 = -D_GNU_SOURCE -D_FORTIFY_SOURCE=2
+HARDEN	 = -fstack-protector-strong -fPIE
+PKGCFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKGLIBS	:= $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+ALLCFLAGS = -std=c11 $(WARN) $(DEFS) $(HARDEN) $(PKGCFLAGS) $(CFLAGS)
+ALLLDFLAGS = -pie -Wl,-z,relro,-z,now $(LDFLAGS)
+
+SRCS	 = sendmail.c config.c message.c net.c tls.c auth.c smtp.c log.c
+LIBSRCS	 = $(filter-out sendmail.c,$(SRCS))
+UNITS	 = $(patsubst tests/%.c,%,$(wildcard tests/unit_*.c))
+
+B	 = build
+OBJS	 = $(SRCS:%.c=$(B)/%.o)
+LIBOBJS	 = $(LIBSRCS:%.c=$(B)/%.o)
+
+# The sanitizer build: same sources, own objects.
+SAN	 = -fsanitize=address,undefined -fno-omit-frame-pointer \
+	   -fno-sanitize-recover=all
+BA	 = build/asan
+AOBJS	 = $(SRCS:%.c=$(BA)/%.o)
+ALIBOBJS = $(LIBSRCS:%.c=$(BA)/%.o)
+
+.PHONY: all check check-run demo demo-run install uninstall clean deps \
+	asan mbedtls-version
+
+all: mbedtls-version smarthost
+
+mbedtls-version:
+	@$(PKG_CONFIG) --atleast-version=3.6.0 mbedtls 2>/dev/null || { \
+	  echo "smarthost needs mbedTLS 3.6 or newer (found:" \
+	    "$$($(PKG_CONFIG) --modversion mbedtls 2>/dev/null || echo none))."; \
+	  echo "Run scripts/install-deps: it installs libmbedtls-dev 3.6" \
+	    "(on Debian 12 from Debian 13's packages)."; exit 1; }
+
+smarthost: $(OBJS)
+	$(CC) $(ALLCFLAGS) $(ALLLDFLAGS) -o $@ $(OBJS) $(PKGLIBS)
+
+$(B)/%.o: %.c smarthost.h | $(B)
+	$(CC) $(ALLCFLAGS) -c -o $@ $<
+
+$(B) $(BA):
+	mkdir -p $@
+
+asan: $(BA)/smarthost $(UNITS:%=$(BA)/%)
+
+$(BA)/smarthost: $(AOBJS)
+	$(CC) $(ALLCFLAGS) $(SAN) $(ALLLDFLAGS) -o $@ $(AOBJS) $(PKGLIBS)
+
+$(BA)/%.o: %.c smarthost.h | $(BA)
+	$(CC) $(ALLCFLAGS) $(SAN) -c -o $@ $<
+
+# Unit tests link the modules without sendmail.c's main().
+$(B)/unit_%: tests/unit_%.c tests/unit.h $(LIBOBJS)
+	$(CC) $(ALLCFLAGS) -I. $(ALLLDFLAGS) -o $@ $< $(LIBOBJS) $(PKGLIBS)
+
+$(BA)/unit_%: tests/unit_%.c tests/unit.h $(ALIBOBJS)
+	$(CC) $(ALLCFLAGS) $(SAN) -I. $(ALLLDFLAGS) -o $@ $< $(ALIBOBJS) \
+	    $(PKGLIBS)
+
+# The scripted test server.
+$(B)/testsrv: tests/testsrv.c | $(B)
+	$(CC) $(ALLCFLAGS) $(ALLLDFLAGS) -o $@ tests/testsrv.c $(PKGLIBS)
+
+TESTBINS = smarthost $(B)/testsrv $(UNITS:%=$(B)/%) asan
+
+deps:
+	@./scripts/install-deps
+
+check: deps
+	@$(MAKE) --no-print-directory check-run
+
+check-run: mbedtls-version $(TESTBINS)
+	@tests/run
+
+demo: deps
+	@$(MAKE) --no-print-directory demo-run
+
+demo-run: mbedtls-version smarthost $(B)/testsrv
+	@tests/demo
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBDIR) \
+	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5
+	install -m 0755 smarthost $(DESTDIR)$(SBINDIR)/smarthost
+	ln -sf smarthost $(DESTDIR)$(SBINDIR)/sendmail
+	ln -sf smarthost $(DESTDIR)$(SBINDIR)/mailq
+	ln -sf smarthost $(DESTDIR)$(SBINDIR)/newaliases
+	ln -sf $(SBINDIR)/smarthost $(DESTDIR)$(LIBDIR)/sendmail
+	install -m 0644 man/smarthost.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 man/smarthost.conf.5 $(DESTDIR)$(MANDIR)/man5/
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/smarthost $(DESTDIR)$(SBINDIR)/sendmail \
+	    $(DESTDIR)$(SBINDIR)/mailq $(DESTDIR)$(SBINDIR)/newaliases \
+	    $(DESTDIR)$(LIBDIR)/sendmail \
+	    $(DESTDIR)$(MANDIR)/man8/smarthost.8 \
+	    $(DESTDIR)$(MANDIR)/man5/smarthost.conf.5
+
+clean:
+	rm -rf build smarthost

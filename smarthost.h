@@ -1,0 +1,266 @@
+/*
+ * smarthost: a sendmail-compatible relay client.
+ *
+ * The one header: the types that cross modules and each module's public
+ * functions.  Data flows one way:
+ *
+ *   argv -> struct cmdline (sendmail.c)
+ *        -> struct account (config.c: files, environment, command line)
+ *        -> struct message (message.c: stdin to a spool file, envelope)
+ *        -> session (smtp.c over net.c, upgraded by tls.c, auth.c)
+ *        -> outcome (sendmail.c: exit code, log line)
+ */
+#ifndef SMARTHOST_H
+#define SMARTHOST_H
+
+#include <sys/types.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#define SMARTHOST_VERSION	"0.1.0"
+
+/* Bounds (RFC 5321 4.5.3.1 and our own). */
+#define SMTP_LINE_MAX		512	/* command line incl. CRLF */
+#define REPLY_LINE_MAX		4096	/* we accept longer than the RFC */
+#define REPLY_LINES_MAX		128	/* lines of one multi-line reply */
+#define RCPT_MAX		1000	/* recipients of one message */
+#define ADDR_MAX		256	/* RFC 5321 path limit */
+#define HEADER_MAX		(1024 * 1024)	/* whole header block */
+#define ALIAS_DEPTH_MAX		16
+#define TEXT_LINE_MAX		998	/* octets, without CRLF */
+
+/*
+ * Errors.  Functions return 0 / -1 and fill a struct error; sendmail.c
+ * alone prints it and decides the exit code.
+ */
+struct error {
+	int	 code;		/* sysexits(3) value */
+	char	 msg[1024];	/* what went wrong and what to do */
+	char	 reply[1024];	/* the relay's reply, sanitized, or "" */
+};
+
+/* log.c */
+int	 error_set(struct error *, int, const char *, ...)
+	    __attribute__((format(printf, 3, 4)));	/* returns -1 */
+void	 error_reply(struct error *, const char *);
+void	 sanitize(char *, size_t, const char *);
+void	 log_init(const char *);		/* program name for stderr */
+void	 log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	 log_notice(const char *, ...) __attribute__((format(printf, 1, 2)));
+extern int	 trace_level;			/* -v: dialogue on stderr */
+void	 trace(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	*xcalloc(size_t, size_t);
+void	*xreallocarray(void *, size_t, size_t);
+char	*xstrdup(const char *);
+void	 secret_free(char *);	/* wipe, then free */
+
+/*
+ * The command line (sendmail.c).
+ */
+enum mode {
+	MODE_SEND,		/* -bm, the default */
+	MODE_QUEUE_LIST,	/* -bp, mailq */
+	MODE_QUEUE_RUN,		/* -q */
+	MODE_NEWALIASES,	/* newaliases, -bi */
+	MODE_SMTP,		/* -bs */
+	MODE_SERVERINFO,	/* --serverinfo */
+	MODE_PRETEND,		/* --pretend, -P */
+	MODE_VERSION,
+	MODE_HELP
+};
+
+struct override {		/* --directive=value */
+	const char	*name;	/* directive name, '-' spelled '_' */
+	const char	*value;
+};
+
+struct cmdline {
+	enum mode	 mode;
+	int		 read_rcpts;	/* -t */
+	int		 dot_ends;	/* no -i: a lone "." ends input */
+	int		 verbose;	/* -v */
+	const char	*from;		/* -f, -r; "" is the null sender */
+	const char	*fullname;	/* -F */
+	const char	*dsn_notify;	/* -N */
+	const char	*dsn_return;	/* -R */
+	const char	*dsn_envid;	/* -V */
+	const char	*body;		/* -B: "7BIT" or "8BITMIME" */
+	const char	*logfile;	/* -X */
+	const char	*conffile;	/* -C */
+	const char	*account;	/* -a */
+	char	       **rcpts;		/* recipients given as arguments */
+	size_t		 nrcpts;
+	struct override	*over;		/* --directive=value, in order */
+	size_t		 nover;
+};
+
+/*
+ * The account: every directive of SPEC section 3, resolved from the
+ * files, the environment and the command line (config.c).  Strings are
+ * owned by the account; NULL means "not set".
+ */
+enum tri { TRI_AUTO = -1, TRI_OFF = 0, TRI_ON = 1 };
+
+struct account {
+	char	*name;		/* account name, or "environment" */
+	char	*source;	/* "FILE" or "environment" */
+	char	*provider;	/* preset name or NULL */
+
+	/* connection and TLS */
+	char	*host;
+	int	 port;		/* resolved default when not set */
+	int	 tls;		/* on */
+	int	 starttls;	/* on; off = implicit TLS */
+	char	*trust_file;	/* NULL = the system store */
+	unsigned char fingerprint[32];
+	int	 has_fingerprint;
+	char	*cert_file, *key_file;
+	char	*host_override;
+	int	 tls_min;	/* 12 or 13 */
+	int	 certcheck;	/* on */
+	char	*session_cache;	/* NULL = off; default is a user file */
+	int	 timeout;	/* seconds: connect, and scales RFC ones */
+	char	*domain;	/* EHLO name */
+	char	*source_ip;
+
+	/* authentication */
+	char	*auth;		/* NULL = off, "on", or a mechanism */
+	char	*user;
+	char	*password;	/* secret: wiped by account_free */
+	char	*passwordeval;
+
+	/* envelope and headers */
+	char	*from;
+	int	 allow_from_override;
+	int	 rewrite_local_senders;
+	char	*from_full_name;
+	enum tri set_from_header;	/* auto, on, off */
+	enum tri set_date_header;	/* auto, off */
+	enum tri set_msgid_header;	/* auto, off */
+	int	 remove_bcc_headers;
+	char	*aliases;
+	char	*maildomain;
+	char	*dsn_notify, *dsn_return;
+
+	/* delivery safety and logging */
+	int	 queue;
+	char	*queue_dir;
+	long	 queue_max_age;	/* seconds */
+	char	*dead_letter;
+	char	*logfile;	/* NULL, a file, or "-" */
+	int	 syslog;	/* 0 = off, else a facility | 1 */
+	int	 syslog_facility;
+};
+
+/* config.c */
+int	 config_account(const struct cmdline *, struct account *,
+	    struct error *);
+int	 config_password(struct account *, struct error *);
+int	 config_is_directive(const char *);
+void	 config_print(FILE *, const struct account *);
+void	 account_free(struct account *);
+const char *const *config_directives(void);	/* NULL-terminated */
+
+/*
+ * The message (message.c): read from stdin into an unlinked spool file,
+ * headers fixed, line endings made CRLF, long lines broken.  The spool
+ * file holds exactly the octets that go on the wire before
+ * dot-stuffing.
+ */
+struct message {
+	int	 fd;		/* spool file, positioned anywhere */
+	off_t	 size;		/* octets in it (the RFC 1870 SIZE) */
+	int	 eightbit;	/* a byte >= 0x80 */
+	int	 has_nul;	/* a NUL byte */
+	int	 long_lines;	/* lines were broken at 998 octets */
+
+	/* envelope */
+	char	*sender;	/* "" for the null sender */
+	char   **rcpts;
+	size_t	 nrcpts;
+	int	 smtputf8;	/* an envelope address needs it */
+	const char *dsn_notify, *dsn_return, *dsn_envid;
+
+	/* what was changed, for --pretend and -v ("added Date: ...") */
+	char   **changes;
+	size_t	 nchanges;
+};
+
+int	 address_check(const char *, struct error *);
+int	 message_read(int, const struct cmdline *, const struct account *,
+	    struct message *, struct error *);
+void	 message_free(struct message *);
+
+/*
+ * The connection (net.c): a socket with buffered, deadline-bound I/O,
+ * optionally upgraded to TLS by tls.c.
+ */
+struct tls;
+struct conn {
+	int		 fd;
+	struct tls	*tls;		/* NULL while in clear */
+	char		 rbuf[16384];
+	size_t		 rpos, rlen;
+	unsigned char	 wbuf[16384];	/* one full TLS record */
+	size_t		 wlen;
+	int		 timeout_ms;	/* for the current wait */
+	unsigned	 reads;		/* read calls that returned data */
+	unsigned	 flushes;	/* flights written */
+	char		 peer[64];	/* numeric address, for messages */
+};
+
+int	 net_connect(struct conn *, const char *, int, const char *, int,
+	    struct error *);
+int	 net_getline(struct conn *, char *, size_t, struct error *);
+int	 net_write(struct conn *, const void *, size_t, struct error *);
+int	 net_printf(struct conn *, struct error *, const char *, ...)
+	    __attribute__((format(printf, 3, 4)));
+int	 net_flush(struct conn *, struct error *);
+int	 net_pending(const struct conn *);	/* bytes buffered unread */
+void	 net_close(struct conn *);
+
+/* tls.c */
+struct tls_info {
+	char	 version[16];	/* "TLSv1.3" */
+	char	 cipher[64];
+	char	 subject[256], issuer[256];
+	char	 expires[32];
+	char	 fingerprint[96];	/* AA:BB:... */
+	int	 resumed;
+};
+int	 tls_start(struct conn *, const struct account *, struct error *);
+int	 tls_read(struct tls *, void *, size_t, int, struct error *);
+int	 tls_write(struct tls *, const void *, size_t, struct error *);
+int	 tls_exporter(struct tls *, char *, size_t);	/* base64 */
+void	 tls_info(struct tls *, struct tls_info *);
+void	 tls_close(struct tls *);
+const char *tls_library_version(void);
+
+/* auth.c */
+struct smtp_caps;
+int	 auth_login(struct conn *, const struct smtp_caps *,
+	    struct account *, struct error *);
+const char *auth_library_version(void);
+char	*auth_mechanisms(void);		/* client mechanisms, malloc'd */
+
+/* smtp.c */
+struct smtp_caps {
+	int	 starttls, pipelining, chunking, binarymime, eightbitmime;
+	int	 smtputf8, dsn, enhanced, size_offered;
+	unsigned long long size;	/* 0 = no limit announced */
+	char	 auth[512];		/* AUTH mechanisms, upper case */
+};
+
+struct reply {
+	int	 code;			/* 200..599 */
+	char	 text[REPLY_LINE_MAX];	/* all lines, joined by '\n' */
+	int	 lines;
+};
+
+int	 smtp_parse_line(const char *, int *, int *, const char **);
+int	 smtp_read_reply(struct conn *, struct reply *, struct error *);
+void	 smtp_parse_ehlo(const struct reply *, struct smtp_caps *);
+int	 smtp_send(struct account *, struct message *, struct error *);
+int	 smtp_serverinfo(struct account *, FILE *, struct error *);
+
+#endif /* SMARTHOST_H */

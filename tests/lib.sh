@@ -1,0 +1,81 @@
+# Shared helpers for the shell test scripts (tests/t-*.sh).
+#
+# Each script is run by tests/run from the top of the tree with these set:
+#   TOP       the source tree
+#   SMARTHOST the binary under test (./smarthost or build/asan/smarthost)
+#   TESTSRV   the scripted test server (build/testsrv)
+#   CERTS     directory holding the test CA and server certificates
+# A check prints "ok - NAME", "not ok - NAME" or "skip - NAME # why".
+
+: "${TOP:=$(pwd)}"
+: "${SMARTHOST:=$TOP/smarthost}"
+: "${TESTSRV:=$TOP/build/testsrv}"
+: "${CERTS:=$TOP/build/certs}"
+export TOP SMARTHOST TESTSRV CERTS
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/smarthost-test.XXXXXX")
+chmod 0700 "$T"
+trap 'lib_cleanup' EXIT INT TERM
+lib_pids=
+lib_cleanup() {
+	for p in $lib_pids; do kill "$p" 2>/dev/null; done
+	for p in $lib_pids; do wait "$p" 2>/dev/null; done
+	rm -rf "$T"
+}
+
+ok() { echo "ok - $*"; }
+notok() { echo "not ok - $*"; }
+skip() { echo "skip - $*"; }
+
+# check NAME COMMAND...: ok when COMMAND succeeds.
+check() {
+	name=$1; shift
+	if "$@"; then ok "$name"; else notok "$name"; fi
+}
+
+# check_eq NAME GOT WANT
+check_eq() {
+	if [ "$2" = "$3" ]; then ok "$1"
+	else notok "$1"; printf '#   got:  %s\n#   want: %s\n' "$2" "$3"; fi
+}
+
+# check_grep NAME PATTERN FILE: ok when FILE has a line matching PATTERN.
+check_grep() {
+	if grep -q -e "$2" "$3" 2>/dev/null; then ok "$1"
+	else notok "$1"; echo "#   no line matching '$2' in $3:"
+		sed 's/^/#   | /' "$3" 2>/dev/null | head -20; fi
+}
+
+# check_nogrep NAME PATTERN FILE: ok when no line of FILE matches.
+check_nogrep() {
+	if grep -q -e "$2" "$3" 2>/dev/null; then notok "$1"
+		echo "#   unexpected line matching '$2' in $3:"
+		grep -e "$2" "$3" | sed 's/^/#   | /' | head -5
+	else ok "$1"; fi
+}
+
+# free_port: print a TCP port on 127.0.0.1 nobody listens on.
+free_port() {
+	while :; do
+		p=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom) % 30000 ))
+		if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
+			echo "$p"; return
+		fi
+	done
+}
+
+# bg COMMAND...: run in the background, killed at exit; sets $!.
+bg() {
+	"$@" &
+	lib_pids="$lib_pids $!"
+}
+
+# wait_port PORT: wait up to 5 s for something to listen on PORT.
+wait_port() {
+	i=0
+	while [ $i -lt 100 ]; do
+		(exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+		sleep 0.05; i=$((i + 1))
+	done
+	return 1
+}
