@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 
 #include "smarthost.h"
 
@@ -110,7 +111,7 @@ static void
 oom(void)
 {
 	fprintf(stderr, "%s: out of memory\n", progname);
-	exit(71);	/* EX_OSERR */
+	exit(EX_OSERR);
 }
 
 void *

@@ -217,7 +217,9 @@ int	 net_printf(struct conn *, struct error *, const char *, ...)
 	    __attribute__((format(printf, 3, 4)));
 int	 net_flush(struct conn *, struct error *);
 int	 net_pending(const struct conn *);	/* bytes buffered unread */
+int	 net_wait(int, short, int);
 void	 net_close(struct conn *);
+long long now_ms(void);
 
 /* tls.c */
 struct tls_info {
@@ -260,7 +262,8 @@ struct reply {
 int	 smtp_parse_line(const char *, int *, int *, const char **);
 int	 smtp_read_reply(struct conn *, struct reply *, struct error *);
 void	 smtp_parse_ehlo(const struct reply *, struct smtp_caps *);
-int	 smtp_send(struct account *, struct message *, struct error *);
+int	 smtp_send(struct account *, struct message *, struct reply *,
+	    struct error *);
 int	 smtp_serverinfo(struct account *, FILE *, struct error *);
 
 #endif /* SMARTHOST_H */

@@ -1,0 +1,546 @@
+/*
+ * TLS with mbedTLS 3.6: implicit TLS and STARTTLS over the same socket.
+ * Verification is on unless the user turned it off; the host name is
+ * always set (it is both SNI and the name checked).  A pinned
+ * fingerprint replaces CA trust, as in msmtp.
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include <mbedtls/base64.h>
+#include <mbedtls/build_info.h>
+#include <mbedtls/error.h>
+#include <mbedtls/net_sockets.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/psa_util.h>
+#include <mbedtls/sha256.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/version.h>
+#include <mbedtls/x509_crt.h>
+#include <psa/crypto.h>
+
+#include "smarthost.h"
+
+#if MBEDTLS_VERSION_NUMBER < 0x03060000
+#error "smarthost needs mbedTLS 3.6 or newer: run scripts/install-deps"
+#endif
+
+/* Where the operating system keeps its CA bundle. */
+static const char *const system_stores[] = {
+	"/etc/ssl/certs/ca-certificates.crt",	/* Debian, Ubuntu, Alpine */
+	"/etc/pki/tls/certs/ca-bundle.crt",	/* Fedora, RHEL */
+	"/etc/ssl/ca-bundle.pem",		/* openSUSE */
+	"/etc/ssl/cert.pem",			/* OpenBSD, macOS */
+	NULL
+};
+
+struct tls {
+	mbedtls_ssl_context	 ssl;
+	mbedtls_ssl_config	 conf;
+	mbedtls_x509_crt	 ca;
+	mbedtls_x509_crt	 cert;
+	mbedtls_pk_context	 key;
+	int			 fd;
+	int			 timeout_ms;
+	const char		*name;		/* name verified */
+	/* what the verify callback saw of the relay's certificate */
+	uint32_t		 leaf_flags;
+	char			 leaf_names[512];
+	char			 leaf_issuer[256];
+	char			 leaf_expiry[32];
+	unsigned char		 leaf_sha256[32];
+	int			 have_leaf;
+};
+
+static int
+bio_send(void *ctx, const unsigned char *buf, size_t len)
+{
+	struct tls	*t = ctx;
+	ssize_t		 n;
+
+	for (;;) {
+		if (net_wait(t->fd, POLLOUT, t->timeout_ms) == -1)
+			return MBEDTLS_ERR_SSL_TIMEOUT;
+		n = send(t->fd, buf, len, MSG_NOSIGNAL);
+		if (n >= 0)
+			return (int)n;
+		if (errno != EINTR && errno != EAGAIN)
+			return MBEDTLS_ERR_NET_SEND_FAILED;
+	}
+}
+
+static int
+bio_recv(void *ctx, unsigned char *buf, size_t len, uint32_t unused)
+{
+	struct tls	*t = ctx;
+	ssize_t		 n;
+
+	(void)unused;
+	for (;;) {
+		if (net_wait(t->fd, POLLIN, t->timeout_ms) == -1)
+			return errno == ETIMEDOUT ? MBEDTLS_ERR_SSL_TIMEOUT :
+			    MBEDTLS_ERR_NET_RECV_FAILED;
+		n = recv(t->fd, buf, len, 0);
+		if (n >= 0)
+			return (int)n;
+		if (errno != EINTR && errno != EAGAIN)
+			return MBEDTLS_ERR_NET_RECV_FAILED;
+	}
+}
+
+static void
+mbed_error(int rc, char *buf, size_t size)
+{
+	mbedtls_strerror(rc, buf, size);
+}
+
+/* The dNSName and iPAddress entries of a certificate, for messages. */
+static void
+cert_names(const mbedtls_x509_crt *crt, char *buf, size_t size)
+{
+	const mbedtls_x509_sequence		*cur;
+	mbedtls_x509_subject_alternative_name	 san;
+	size_t					 len = 0;
+	char					 name[256];
+	const unsigned char			*p;
+
+	buf[0] = '\0';
+	for (cur = &crt->subject_alt_names; cur != NULL; cur = cur->next) {
+		if (cur->buf.p == NULL)
+			continue;
+		memset(&san, 0, sizeof(san));
+		if (mbedtls_x509_parse_subject_alt_name(&cur->buf, &san) != 0)
+			continue;
+		p = san.san.unstructured_name.p;
+		if (san.type == MBEDTLS_X509_SAN_DNS_NAME)
+			snprintf(name, sizeof(name), "%.*s",
+			    (int)san.san.unstructured_name.len, p);
+		else if (san.type == MBEDTLS_X509_SAN_IP_ADDRESS &&
+		    san.san.unstructured_name.len == 4)
+			snprintf(name, sizeof(name), "%u.%u.%u.%u", p[0], p[1],
+			    p[2], p[3]);
+		else if (san.type == MBEDTLS_X509_SAN_IP_ADDRESS)
+			snprintf(name, sizeof(name), "an IPv6 address");
+		else
+			name[0] = '\0';
+		mbedtls_x509_free_subject_alt_name(&san);
+		if (name[0] == '\0')
+			continue;
+		len += (size_t)snprintf(buf + len, size - len, "%s%s",
+		    len ? ", " : "", name);
+		if (len >= size)
+			break;
+	}
+	if (buf[0] == '\0')
+		mbedtls_x509_dn_gets(buf, size, &crt->subject);
+}
+
+/*
+ * Called for every certificate of the chain.  Only looks: the flags are
+ * left alone, so mbedTLS still decides.
+ */
+static int
+verify_cb(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
+{
+	struct tls	*t = ctx;
+	const mbedtls_x509_time *to;
+
+	if (depth != 0)
+		return 0;
+	t->have_leaf = 1;
+	t->leaf_flags = *flags;
+	cert_names(crt, t->leaf_names, sizeof(t->leaf_names));
+	mbedtls_x509_dn_gets(t->leaf_issuer, sizeof(t->leaf_issuer),
+	    &crt->issuer);
+	to = &crt->valid_to;
+	snprintf(t->leaf_expiry, sizeof(t->leaf_expiry),
+	    "%04d-%02d-%02d %02d:%02d:%02d UTC", to->year, to->mon, to->day,
+	    to->hour, to->min, to->sec);
+	mbedtls_sha256(crt->raw.p, crt->raw.len, t->leaf_sha256, 0);
+	return 0;
+}
+
+static int
+load_trust(struct tls *t, const struct account *a, struct error *e)
+{
+	const char	*file = a->trust_file;
+	char		 msg[128];
+	int		 i, rc;
+
+	if (file == NULL) {
+		for (i = 0; system_stores[i] != NULL; i++)
+			if (access(system_stores[i], R_OK) == 0)
+				break;
+		if ((file = system_stores[i]) == NULL)
+			return error_set(e, EX_CONFIG, "no system CA store "
+			    "found (looked for %s and others): install "
+			    "ca-certificates, or set tls_trust_file or "
+			    "tls_fingerprint", system_stores[0]);
+	}
+	rc = mbedtls_x509_crt_parse_file(&t->ca, file);
+	if (rc < 0) {
+		mbed_error(rc, msg, sizeof(msg));
+		return error_set(e, EX_CONFIG, "cannot load tls_trust_file "
+		    "%s: %s", file, msg);
+	}
+	if (t->ca.raw.p == NULL)
+		return error_set(e, EX_CONFIG, "tls_trust_file %s holds no "
+		    "usable certificate", file);
+	mbedtls_ssl_conf_ca_chain(&t->conf, &t->ca, NULL);
+	return 0;
+}
+
+static int
+load_client_cert(struct tls *t, const struct account *a, struct error *e)
+{
+	char	 msg[128];
+	int	 rc;
+
+	if (a->cert_file == NULL && a->key_file == NULL)
+		return 0;
+	if (a->cert_file == NULL || a->key_file == NULL)
+		return error_set(e, EX_CONFIG, "tls_cert_file and "
+		    "tls_key_file must be set together");
+	if ((rc = mbedtls_x509_crt_parse_file(&t->cert, a->cert_file)) != 0) {
+		mbed_error(rc, msg, sizeof(msg));
+		return error_set(e, EX_CONFIG, "cannot load tls_cert_file "
+		    "%s: %s", a->cert_file, msg);
+	}
+	rc = mbedtls_pk_parse_keyfile(&t->key, a->key_file, NULL,
+	    mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE);
+	if (rc != 0) {
+		mbed_error(rc, msg, sizeof(msg));
+		return error_set(e, EX_CONFIG, "cannot load tls_key_file "
+		    "%s: %s", a->key_file, msg);
+	}
+	if ((rc = mbedtls_ssl_conf_own_cert(&t->conf, &t->cert, &t->key)) !=
+	    0)
+		return error_set(e, EX_SOFTWARE, "mbedtls_ssl_conf_own_cert "
+		    "failed (%d)", rc);
+	return 0;
+}
+
+static int
+configure(struct tls *t, const struct account *a, struct error *e)
+{
+	int	 rc;
+
+	if ((rc = mbedtls_ssl_config_defaults(&t->conf, MBEDTLS_SSL_IS_CLIENT,
+	    MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT)) != 0)
+		return error_set(e, EX_SOFTWARE, "TLS setup failed (%d)", rc);
+	mbedtls_ssl_conf_rng(&t->conf, mbedtls_psa_get_random,
+	    MBEDTLS_PSA_RANDOM_STATE);
+	mbedtls_ssl_conf_min_tls_version(&t->conf, a->tls_min == 13 ?
+	    MBEDTLS_SSL_VERSION_TLS1_3 : MBEDTLS_SSL_VERSION_TLS1_2);
+	mbedtls_ssl_conf_max_tls_version(&t->conf, MBEDTLS_SSL_VERSION_TLS1_3);
+	mbedtls_ssl_conf_verify(&t->conf, verify_cb, t);
+	if (!a->certcheck) {
+		log_warn("tls_certcheck is off: the relay's identity is NOT "
+		    "checked and the password can be stolen by anyone on the "
+		    "path");
+		mbedtls_ssl_conf_authmode(&t->conf, MBEDTLS_SSL_VERIFY_NONE);
+	} else if (a->has_fingerprint) {
+		/* The pin replaces CA trust; checked after the handshake. */
+		mbedtls_ssl_conf_authmode(&t->conf,
+		    MBEDTLS_SSL_VERIFY_OPTIONAL);
+	} else {
+		mbedtls_ssl_conf_authmode(&t->conf,
+		    MBEDTLS_SSL_VERIFY_REQUIRED);
+		if (load_trust(t, a, e) == -1)
+			return -1;
+	}
+	if (load_client_cert(t, a, e) == -1)
+		return -1;
+	if ((rc = mbedtls_ssl_setup(&t->ssl, &t->conf)) != 0)
+		return error_set(e, EX_SOFTWARE, "TLS setup failed (%d)", rc);
+	if ((rc = mbedtls_ssl_set_hostname(&t->ssl, t->name)) != 0)
+		return error_set(e, EX_CONFIG, "cannot use '%s' as TLS host "
+		    "name (%d)", t->name, rc);
+	mbedtls_ssl_set_bio(&t->ssl, t, bio_send, NULL, bio_recv);
+	return 0;
+}
+
+static void
+fingerprint_str(const unsigned char *md, char *buf, size_t size)
+{
+	size_t	 i, len = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < 32 && len + 3 < size; i++)
+		len += (size_t)snprintf(buf + len, size - len, "%s%02X",
+		    i ? ":" : "", md[i]);
+}
+
+/* Say exactly why the relay's certificate was not accepted. */
+static int
+verify_error(struct tls *t, const struct account *a, struct error *e)
+{
+	uint32_t	 f = mbedtls_ssl_get_verify_result(&t->ssl);
+	char		 info[512];
+
+	if (f == (uint32_t)-1)
+		f = t->leaf_flags;
+	if (f & MBEDTLS_X509_BADCERT_EXPIRED)
+		return error_set(e, EX_CONFIG, "the certificate of %s expired "
+		    "on %s", t->name, t->leaf_expiry);
+	if (f & MBEDTLS_X509_BADCERT_FUTURE)
+		return error_set(e, EX_CONFIG, "the certificate of %s is not "
+		    "valid yet (check this machine's clock)", t->name);
+	if (f & MBEDTLS_X509_BADCERT_CN_MISMATCH)
+		return error_set(e, EX_CONFIG, "the certificate of the relay "
+		    "is for %s, not for %s (set host to one of those names, "
+		    "or tls_host_override)", t->leaf_names, t->name);
+	if (f & MBEDTLS_X509_BADCERT_NOT_TRUSTED)
+		return error_set(e, EX_CONFIG, "the certificate of %s was "
+		    "issued by '%s', which is not trusted by %s (set "
+		    "tls_trust_file to that CA, or pin it with "
+		    "tls_fingerprint)", t->name, t->leaf_issuer,
+		    a->trust_file ? a->trust_file : "the system CA store");
+	mbedtls_x509_crt_verify_info(info, sizeof(info), "", f);
+	info[strcspn(info, "\n")] = '\0';
+	return error_set(e, EX_CONFIG, "the certificate of %s was not "
+	    "accepted: %s", t->name, info);
+}
+
+/* Compare without an early exit, so timing tells nothing. */
+static int
+same_digest(const unsigned char *a, const unsigned char *b)
+{
+	unsigned char	 d = 0;
+	size_t		 i;
+
+	for (i = 0; i < 32; i++)
+		d |= (unsigned char)(a[i] ^ b[i]);
+	return d == 0;
+}
+
+static int
+check_pin(struct tls *t, const struct account *a, struct error *e)
+{
+	char	 got[100], want[100];
+
+	if (!a->certcheck || !a->has_fingerprint)
+		return 0;
+	if (!t->have_leaf)
+		return error_set(e, EX_CONFIG, "%s sent no certificate to "
+		    "check tls_fingerprint against", t->name);
+	if (same_digest(t->leaf_sha256, a->fingerprint))
+		return 0;
+	fingerprint_str(t->leaf_sha256, got, sizeof(got));
+	fingerprint_str(a->fingerprint, want, sizeof(want));
+	return error_set(e, EX_CONFIG, "the certificate of %s does not match "
+	    "tls_fingerprint: it is %s, the pin is %s", t->name, got, want);
+}
+
+static int
+handshake(struct tls *t, const struct account *a, struct error *e)
+{
+	char	 msg[160];
+	int	 rc;
+
+	while ((rc = mbedtls_ssl_handshake(&t->ssl)) != 0) {
+		if (rc == MBEDTLS_ERR_SSL_WANT_READ ||
+		    rc == MBEDTLS_ERR_SSL_WANT_WRITE ||
+		    rc == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+			continue;
+		if (rc == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED ||
+		    rc == MBEDTLS_ERR_SSL_BAD_CERTIFICATE)
+			return verify_error(t, a, e);
+		if (rc == MBEDTLS_ERR_SSL_TIMEOUT)
+			return error_set(e, EX_TEMPFAIL, "TLS handshake with "
+			    "%s timed out", t->name);
+		mbed_error(rc, msg, sizeof(msg));
+		if (rc == MBEDTLS_ERR_NET_RECV_FAILED ||
+		    rc == MBEDTLS_ERR_NET_SEND_FAILED ||
+		    rc == MBEDTLS_ERR_SSL_CONN_EOF)
+			return error_set(e, EX_TEMPFAIL, "TLS handshake with "
+			    "%s failed: %s", t->name, msg);
+		return error_set(e, EX_PROTOCOL, "TLS handshake with %s "
+		    "failed: %s%s", t->name, msg, a->tls_min == 13 ?
+		    " (tls_min_version is 1.3)" : "");
+	}
+	return check_pin(t, a, e);
+}
+
+static void
+tls_free(struct tls *t)
+{
+	mbedtls_ssl_free(&t->ssl);
+	mbedtls_ssl_config_free(&t->conf);
+	mbedtls_x509_crt_free(&t->ca);
+	mbedtls_x509_crt_free(&t->cert);
+	mbedtls_pk_free(&t->key);
+	free(t);
+}
+
+int
+tls_start(struct conn *c, const struct account *a, struct error *e)
+{
+	static int	 psa_ready;
+	struct tls	*t;
+
+	if (!psa_ready) {
+		if (psa_crypto_init() != PSA_SUCCESS)
+			return error_set(e, EX_SOFTWARE,
+			    "cannot initialise the crypto library");
+		psa_ready = 1;
+	}
+	t = xcalloc(1, sizeof(*t));
+	mbedtls_ssl_init(&t->ssl);
+	mbedtls_ssl_config_init(&t->conf);
+	mbedtls_x509_crt_init(&t->ca);
+	mbedtls_x509_crt_init(&t->cert);
+	mbedtls_pk_init(&t->key);
+	t->fd = c->fd;
+	t->timeout_ms = c->timeout_ms;
+	t->name = a->host_override != NULL ? a->host_override : a->host;
+	if (configure(t, a, e) == -1 || handshake(t, a, e) == -1) {
+		tls_free(t);
+		return -1;
+	}
+	c->tls = t;
+	trace("-- TLS %s %s", mbedtls_ssl_get_version(&t->ssl),
+	    mbedtls_ssl_get_ciphersuite(&t->ssl));
+	return 0;
+}
+
+int
+tls_read(struct tls *t, void *buf, size_t len, int timeout_ms,
+    struct error *e)
+{
+	char	 msg[160];
+	int	 rc;
+
+	t->timeout_ms = timeout_ms;
+	for (;;) {
+		rc = mbedtls_ssl_read(&t->ssl, buf, len);
+		if (rc >= 0)
+			return rc;
+		switch (rc) {
+		case MBEDTLS_ERR_SSL_WANT_READ:
+		case MBEDTLS_ERR_SSL_WANT_WRITE:
+		case MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET:
+			continue;
+		case MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY:
+			return 0;
+		case MBEDTLS_ERR_SSL_TIMEOUT:
+			return error_set(e, EX_TEMPFAIL, "no answer from the "
+			    "relay within %d seconds", timeout_ms / 1000);
+		default:
+			mbed_error(rc, msg, sizeof(msg));
+			return error_set(e, EX_TEMPFAIL, "reading from the "
+			    "relay: %s", msg);
+		}
+	}
+}
+
+int
+tls_write(struct tls *t, const void *buf, size_t len, struct error *e)
+{
+	const unsigned char	*p = buf;
+	char			 msg[160];
+	int			 rc;
+
+	while (len > 0) {
+		rc = mbedtls_ssl_write(&t->ssl, p, len);
+		if (rc > 0) {
+			p += rc;
+			len -= (size_t)rc;
+			continue;
+		}
+		if (rc == MBEDTLS_ERR_SSL_WANT_READ ||
+		    rc == MBEDTLS_ERR_SSL_WANT_WRITE ||
+		    rc == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+			continue;
+		if (rc == MBEDTLS_ERR_SSL_TIMEOUT)
+			return error_set(e, EX_TEMPFAIL, "the relay took no "
+			    "data for %d seconds", t->timeout_ms / 1000);
+		mbed_error(rc, msg, sizeof(msg));
+		return error_set(e, EX_TEMPFAIL, "writing to the relay: %s",
+		    msg);
+	}
+	return 0;
+}
+
+/*
+ * The RFC 9266 tls-exporter channel binding, base64, for SCRAM-*-PLUS.
+ * Only for TLS 1.3: mbedTLS has no tls-unique for 1.2.
+ */
+int
+tls_exporter(struct tls *t, char *buf, size_t size)
+{
+#ifdef MBEDTLS_SSL_KEYING_MATERIAL_EXPORT
+	unsigned char	 key[32];
+	size_t		 olen;
+	int		 rc;
+
+	if (mbedtls_ssl_get_version_number(&t->ssl) !=
+	    MBEDTLS_SSL_VERSION_TLS1_3)
+		return -1;
+	if (mbedtls_ssl_export_keying_material(&t->ssl, key, sizeof(key),
+	    "EXPORTER-Channel-Binding", 24, NULL, 0, 0) != 0)
+		return -1;
+	rc = mbedtls_base64_encode((unsigned char *)buf, size, &olen, key,
+	    sizeof(key));
+	explicit_bzero(key, sizeof(key));
+	return rc == 0 ? 0 : -1;
+#else
+	(void)t;
+	(void)buf;
+	(void)size;
+	return -1;
+#endif
+}
+
+void
+tls_info(struct tls *t, struct tls_info *info)
+{
+	const mbedtls_x509_crt	*crt;
+
+	memset(info, 0, sizeof(*info));
+	snprintf(info->version, sizeof(info->version), "%s",
+	    mbedtls_ssl_get_version(&t->ssl));
+	snprintf(info->cipher, sizeof(info->cipher), "%s",
+	    mbedtls_ssl_get_ciphersuite(&t->ssl));
+	if ((crt = mbedtls_ssl_get_peer_cert(&t->ssl)) != NULL)
+		mbedtls_x509_dn_gets(info->subject, sizeof(info->subject),
+		    &crt->subject);
+	if (t->have_leaf) {
+		snprintf(info->issuer, sizeof(info->issuer), "%s",
+		    t->leaf_issuer);
+		snprintf(info->expires, sizeof(info->expires), "%s",
+		    t->leaf_expiry);
+		fingerprint_str(t->leaf_sha256, info->fingerprint,
+		    sizeof(info->fingerprint));
+	}
+	info->resumed = !t->have_leaf;
+}
+
+void
+tls_close(struct tls *t)
+{
+	int	 rc;
+
+	t->timeout_ms = 1000;
+	do
+		rc = mbedtls_ssl_close_notify(&t->ssl);
+	while (rc == MBEDTLS_ERR_SSL_WANT_WRITE);
+	tls_free(t);
+}
+
+const char *
+tls_library_version(void)
+{
+	static char	 v[32];
+
+	mbedtls_version_get_string(v);
+	return v;
+}
