@@ -2,13 +2,19 @@
  * Errors, warnings and the -v trace on stderr; small allocation helpers.
  * The trace level is the one piece of global mutable state (STYLE.md).
  */
+#include <sys/file.h>
+
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "smarthost.h"
 
@@ -153,4 +159,119 @@ secret_free(char *s)
 		return;
 	explicit_bzero(s, strlen(s));
 	free(s);
+}
+
+static const char *
+exit_name(int code)
+{
+	static const struct {
+		int		 code;
+		const char	*name;
+	} names[] = {
+		{ EX_OK, "EX_OK" }, { EX_USAGE, "EX_USAGE" },
+		{ EX_DATAERR, "EX_DATAERR" }, { EX_NOINPUT, "EX_NOINPUT" },
+		{ EX_NOHOST, "EX_NOHOST" }, { EX_UNAVAILABLE, "EX_UNAVAILABLE" },
+		{ EX_SOFTWARE, "EX_SOFTWARE" }, { EX_OSERR, "EX_OSERR" },
+		{ EX_IOERR, "EX_IOERR" }, { EX_TEMPFAIL, "EX_TEMPFAIL" },
+		{ EX_PROTOCOL, "EX_PROTOCOL" }, { EX_NOPERM, "EX_NOPERM" },
+		{ EX_CONFIG, "EX_CONFIG" },
+	};
+	size_t	 i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (names[i].code == code)
+			return names[i].name;
+	return "EX_SOFTWARE";
+}
+
+/* Quoted for the log line: no quote, no newline, no control character. */
+static void
+log_quote(char *dst, size_t size, const char *src)
+{
+	size_t	 i;
+
+	sanitize(dst, size, src);
+	for (i = 0; dst[i] != '\0'; i++)
+		if (dst[i] == '\'' || dst[i] == '\n')
+			dst[i] = dst[i] == '\n' ? ' ' : '?';
+}
+
+static void
+append_line(const char *path, const char *line)
+{
+	char	 stamp[64];
+	time_t	 now = time(NULL);
+
+	FILE	*fp;
+	int	 i, fd;
+
+	if (strcmp(path, "-") == 0) {
+		printf("%s\n", line);
+		return;
+	}
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
+	    O_NOFOLLOW, 0600);
+	if (fd == -1 || (fp = fdopen(fd, "a")) == NULL) {
+		log_warn("cannot write to logfile %s: %s", path,
+		    strerror(errno));
+		if (fd != -1)
+			close(fd);
+		fprintf(stderr, "%s\n", line);
+		return;
+	}
+	/* Wait up to 10 s for others appending at the same time. */
+	for (i = 0; i < 1000 && flock(fd, LOCK_EX | LOCK_NB) == -1; i++)
+		usleep(10000);
+	strftime(stamp, sizeof(stamp), "%b %d %H:%M:%S", localtime(&now));
+	fprintf(fp, "%s %s\n", stamp, line);
+	fclose(fp);
+}
+
+/*
+ * One line per attempt, in msmtp's format, to the logfile and syslog.
+ * It names host, sender and recipients, never a secret.
+ */
+void
+log_delivery(const struct account *a, const struct message *m,
+    const struct reply *r, const struct error *e)
+{
+	char	 line[8192], q[1200];
+	size_t	 len = 0, i;
+
+	if (a->logfile == NULL && !a->syslog)
+		return;
+#define ADD(...) do {							\
+	if (len < sizeof(line))						\
+		len += (size_t)snprintf(line + len, sizeof(line) - len,	\
+		    __VA_ARGS__);					\
+} while (0)
+	ADD("host=%s tls=%s auth=%s", a->host, a->tls ? "on" : "off",
+	    a->auth ? "on" : "off");
+	if (a->user != NULL)
+		ADD(" user=%s", a->user);
+	ADD(" from=%s recipients=", m->sender);
+	for (i = 0; i < m->nrcpts; i++)
+		ADD("%s%s", i ? "," : "", m->rcpts[i]);
+	ADD(" mailsize=%lld", (long long)m->size);
+	if (r != NULL && r->code != 0) {
+		log_quote(q, sizeof(q), r->text);
+		ADD(" smtpstatus=%d smtpmsg='%s'", r->code, q);
+	}
+	if (e != NULL) {
+		if (e->reply[0] != '\0') {
+			log_quote(q, sizeof(q), e->reply);
+			ADD(" smtpstatus=%.3s smtpmsg='%s'", e->reply, q);
+		}
+		log_quote(q, sizeof(q), e->msg);
+		ADD(" errormsg='%s'", q);
+	}
+	ADD(" exitcode=%s", exit_name(e != NULL ? e->code : EX_OK));
+#undef ADD
+	if (a->syslog) {
+		openlog("smarthost", LOG_PID, a->syslog_facility);
+		syslog(e != NULL ? LOG_ERR : LOG_INFO, "%s", line);
+		closelog();
+	}
+	if (a->logfile != NULL)
+		append_line(a->logfile, line);
 }

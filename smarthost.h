@@ -53,6 +53,11 @@ void	*xcalloc(size_t, size_t);
 void	*xreallocarray(void *, size_t, size_t);
 char	*xstrdup(const char *);
 void	 secret_free(char *);	/* wipe, then free */
+struct account;
+struct message;
+struct reply;
+void	 log_delivery(const struct account *, const struct message *,
+	    const struct reply *, const struct error *);
 
 /*
  * The command line (sendmail.c).

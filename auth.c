@@ -1,0 +1,405 @@
+/*
+ * SMTP AUTH (RFC 4954) with GNU SASL, plus XOAUTH2 and OAUTHBEARER,
+ * which libgsasl lacks.  The password is wiped as soon as the exchange
+ * ends, and no AUTH data ever reaches the trace.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include <gsasl.h>
+
+#include "smarthost.h"
+
+#define AUTH_LINE_MAX	12288	/* RFC 4954 4: AUTH with initial response */
+
+/* Strongest first (SPEC 3).  PLAIN and weaker only inside TLS. */
+static const char *const preference[] = {
+	"SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256",
+	"SCRAM-SHA-1", "PLAIN", "CRAM-MD5", "LOGIN", NULL
+};
+
+struct exchange {
+	struct conn	*conn;
+	struct account	*acct;
+	const char	*mech;
+	struct reply	 r;
+};
+
+static int
+offered(const char *list, const char *mech)
+{
+	size_t		 len = strlen(mech);
+	const char	*p;
+
+	for (p = list; (p = strstr(p, mech)) != NULL; p += len)
+		if ((p == list || p[-1] == ' ') &&
+		    (p[len] == ' ' || p[len] == '\0'))
+			return 1;
+	return 0;
+}
+
+static int
+is_loopback(const char *host)
+{
+	return strcmp(host, "localhost") == 0 || strcmp(host, "::1") == 0 ||
+	    strncmp(host, "127.", 4) == 0;
+}
+
+/* Pick the mechanism, or say why none can be used. */
+static const char *
+choose(struct conn *c, const struct smtp_caps *caps, struct account *a,
+    Gsasl *ctx, struct error *e)
+{
+	char	 cb[64];
+	int	 i, plus;
+
+	if (caps->auth[0] == '\0') {
+		error_set(e, EX_UNAVAILABLE, "the relay offers no "
+		    "authentication (AUTH) %s, but user %s is configured",
+		    c->tls ? "" : "on an unencrypted connection",
+		    a->user ? a->user : "");
+		return NULL;
+	}
+	if (strcmp(a->auth, "on") != 0) {
+		if (!offered(caps->auth, a->auth)) {
+			error_set(e, EX_UNAVAILABLE, "the relay does not offer "
+			    "AUTH %s; it offers %s", a->auth, caps->auth);
+			return NULL;
+		}
+		return a->auth;
+	}
+	plus = c->tls != NULL && tls_exporter(c->tls, cb, sizeof(cb)) == 0;
+	explicit_bzero(cb, sizeof(cb));
+	for (i = 0; preference[i] != NULL; i++) {
+		if (!plus && strstr(preference[i], "-PLUS") != NULL)
+			continue;
+		if (offered(caps->auth, preference[i]) &&
+		    gsasl_client_support_p(ctx, preference[i]))
+			return preference[i];
+	}
+	error_set(e, EX_UNAVAILABLE, "no authentication mechanism in common "
+	    "with the relay (it offers %s); name one with auth MECHANISM",
+	    caps->auth);
+	return NULL;
+}
+
+/* Write one line of the exchange; the trace shows only its verb. */
+static int
+send_line(struct exchange *x, const char *verb, const char *data,
+    struct error *e)
+{
+	if (verb != NULL) {
+		trace("-> AUTH %s%s", verb, data ? " <redacted>" : "");
+		if (net_write(x->conn, "AUTH ", 5, e) == -1 ||
+		    net_write(x->conn, verb, strlen(verb), e) == -1 ||
+		    (data != NULL && (net_write(x->conn, " ", 1, e) == -1 ||
+		    net_write(x->conn, *data ? data : "=",
+		    *data ? strlen(data) : 1, e) == -1)))
+			return -1;
+	} else {
+		trace("-> <redacted>");
+		if (net_write(x->conn, data, strlen(data), e) == -1)
+			return -1;
+	}
+	return net_write(x->conn, "\r\n", 2, e) == -1 ? -1 :
+	    net_flush(x->conn, e);
+}
+
+/* Read a reply; a 334 challenge is kept out of the trace. */
+static int
+read_reply(struct exchange *x, struct error *e)
+{
+	int	 saved = trace_level, rc;
+
+	trace_level = 0;
+	rc = smtp_read_reply(x->conn, &x->r, e);
+	trace_level = saved;
+	if (rc == -1)
+		return -1;
+	if (x->r.code == 334)
+		trace("<- 334 <redacted>");
+	else
+		trace("<- %s", x->r.text);
+	return 0;
+}
+
+static int
+refused(struct exchange *x, struct error *e)
+{
+	int	 code = x->r.code >= 500 ? EX_NOPERM : EX_TEMPFAIL;
+
+	if (x->r.code == 454 || x->r.code == 535 || x->r.code == 534)
+		code = EX_NOPERM;
+	error_reply(e, x->r.text);
+	return error_set(e, code, "the relay refused authentication as %s "
+	    "with %s", x->acct->user ? x->acct->user : "(no user)", x->mech);
+}
+
+static const char *
+challenge(const struct reply *r)
+{
+	/* "334 text", or a bare "334": an empty challenge. */
+	return strlen(r->text) > 4 ? r->text + 4 : "";
+}
+
+static int
+setup_session(Gsasl *ctx, Gsasl_session **sp, struct exchange *x,
+    struct error *e)
+{
+	struct account	*a = x->acct;
+	char		 cb[64];
+	int		 rc;
+
+	if ((rc = gsasl_client_start(ctx, x->mech, sp)) != GSASL_OK)
+		return error_set(e, EX_UNAVAILABLE, "cannot use %s: %s",
+		    x->mech, gsasl_strerror(rc));
+	gsasl_property_set(*sp, GSASL_SERVICE, "smtp");
+	gsasl_property_set(*sp, GSASL_HOSTNAME, a->host);
+	if (a->user != NULL)
+		gsasl_property_set(*sp, GSASL_AUTHID, a->user);
+	if (a->password != NULL)
+		gsasl_property_set(*sp, GSASL_PASSWORD, a->password);
+	if (strcmp(x->mech, "EXTERNAL") == 0)
+		gsasl_property_set(*sp, GSASL_AUTHZID, "");
+	if (strcmp(x->mech, "ANONYMOUS") == 0)
+		gsasl_property_set(*sp, GSASL_ANONYMOUS_TOKEN,
+		    a->user ? a->user : "smarthost");
+	/* Only on -PLUS: libgsasl 2.2.0 fails plain SCRAM with it set. */
+	if (strstr(x->mech, "-PLUS") != NULL) {
+		if (x->conn->tls == NULL ||
+		    tls_exporter(x->conn->tls, cb, sizeof(cb)) == -1)
+			return error_set(e, EX_UNAVAILABLE, "%s needs TLS 1.3 "
+			    "channel binding, which this connection lacks",
+			    x->mech);
+		gsasl_property_set(*sp, GSASL_CB_TLS_EXPORTER, cb);
+		explicit_bzero(cb, sizeof(cb));
+	}
+	return 0;
+}
+
+/*
+ * The RFC 4954 loop: initial response where the mechanism has one and it
+ * fits; then answer each 334.  A 235 counts only when the mechanism is
+ * satisfied too (SCRAM and DIGEST-MD5 check the server).
+ */
+static int
+sasl_exchange(Gsasl *ctx, struct exchange *x, struct error *e)
+{
+	Gsasl_session	*s = NULL;
+	char		*out = NULL, *pending = NULL;
+	int		 rc, ret = -1;
+
+	if (setup_session(ctx, &s, x, e) == -1)
+		goto done;
+	rc = gsasl_step64(s, NULL, &out);
+	if (rc != GSASL_OK && rc != GSASL_NEEDS_MORE) {
+		error_set(e, EX_SOFTWARE, "%s: %s", x->mech,
+		    gsasl_strerror(rc));
+		goto done;
+	}
+	if ((*out != '\0' || rc == GSASL_OK) &&
+	    strcmp(x->mech, "LOGIN") != 0 &&
+	    strlen(out) + strlen(x->mech) + 8 <= AUTH_LINE_MAX) {
+		if (send_line(x, x->mech, out, e) == -1)
+			goto done;
+	} else {
+		if (*out != '\0' || rc == GSASL_OK)
+			pending = out, out = NULL;
+		if (send_line(x, x->mech, NULL, e) == -1)
+			goto done;
+	}
+	for (;;) {
+		if (out != NULL) {
+			explicit_bzero(out, strlen(out));
+			gsasl_free(out);
+			out = NULL;
+		}
+		if (read_reply(x, e) == -1)
+			goto done;
+		if (x->r.code == 235) {
+			if (rc == GSASL_OK)
+				ret = 0;
+			else
+				error_set(e, EX_NOPERM, "the relay accepted "
+				    "%s before proving itself: not trusted",
+				    x->mech);
+			goto done;
+		}
+		if (x->r.code != 334) {
+			refused(x, e);
+			goto done;
+		}
+		if (pending != NULL) {
+			if (send_line(x, NULL, pending, e) == -1)
+				goto done;
+			explicit_bzero(pending, strlen(pending));
+			gsasl_free(pending);
+			pending = NULL;
+			continue;
+		}
+		if (rc == GSASL_OK ||
+		    ((rc = gsasl_step64(s, challenge(&x->r), &out)) !=
+		    GSASL_OK && rc != GSASL_NEEDS_MORE)) {
+			out = NULL;
+			(void)send_line(x, NULL, "*", e);
+			(void)read_reply(x, e);
+			error_set(e, EX_NOPERM, "%s exchange with the relay "
+			    "failed: %s", x->mech, rc == GSASL_OK ?
+			    "more challenges than the mechanism has" :
+			    gsasl_strerror(rc));
+			goto done;
+		}
+		if (send_line(x, NULL, out, e) == -1)
+			goto done;
+	}
+done:
+	if (out != NULL) {
+		explicit_bzero(out, strlen(out));
+		gsasl_free(out);
+	}
+	if (pending != NULL) {
+		explicit_bzero(pending, strlen(pending));
+		gsasl_free(pending);
+	}
+	if (s != NULL)
+		gsasl_finish(s);
+	return ret;
+}
+
+/*
+ * XOAUTH2 and OAUTHBEARER: the token is the password.  On failure the
+ * relay sends a 334 with an error document; we answer it as each
+ * mechanism wants and read the final refusal.
+ */
+static int
+oauth_exchange(struct exchange *x, struct error *e)
+{
+	struct account	*a = x->acct;
+	char		*raw, *b64 = NULL;
+	size_t		 rawlen, b64len;
+	int		 bearer = strcmp(x->mech, "OAUTHBEARER") == 0, ret = -1;
+	int		 n;
+
+	rawlen = strlen(a->user ? a->user : "") + strlen(a->password) +
+	    strlen(a->host) + 64;
+	raw = xcalloc(1, rawlen);
+	if (bearer)
+		n = snprintf(raw, rawlen, "n,a=%s,\001host=%s\001port=%d\001"
+		    "auth=Bearer %s\001\001", a->user ? a->user : "", a->host,
+		    a->port, a->password);
+	else
+		n = snprintf(raw, rawlen, "user=%s\001auth=Bearer %s\001\001",
+		    a->user ? a->user : "", a->password);
+	if (gsasl_base64_to(raw, (size_t)n, &b64, &b64len) != GSASL_OK) {
+		error_set(e, EX_SOFTWARE, "cannot encode the %s token",
+		    x->mech);
+		goto done;
+	}
+	if (send_line(x, x->mech, b64, e) == -1 || read_reply(x, e) == -1)
+		goto done;
+	if (x->r.code == 334) {
+		if (send_line(x, NULL, bearer ? "AQ==" : "", e) == -1 ||
+		    read_reply(x, e) == -1)
+			goto done;
+	}
+	if (x->r.code == 235)
+		ret = 0;
+	else
+		refused(x, e);
+done:
+	explicit_bzero(raw, rawlen);
+	free(raw);
+	if (b64 != NULL) {
+		explicit_bzero(b64, b64len);
+		gsasl_free(b64);
+	}
+	return ret;
+}
+
+/*
+ * Never over an unencrypted connection, unless the user named the
+ * mechanism, turned TLS off and the relay is this machine (SPEC 3).
+ */
+static int
+may_authenticate(struct conn *c, const struct account *a, struct error *e)
+{
+	if (c->tls != NULL)
+		return 0;
+	if (strcmp(a->auth, "on") != 0 && !a->tls && is_loopback(a->host))
+		return 0;
+	return error_set(e, EX_CONFIG, "refusing to authenticate over an "
+	    "unencrypted connection: turn tls on (or, for a relay on this "
+	    "machine only, name the mechanism with auth)");
+}
+
+static int
+needs_password(const char *mech)
+{
+	return strcmp(mech, "EXTERNAL") != 0 && strcmp(mech, "ANONYMOUS") != 0;
+}
+
+int
+auth_login(struct conn *c, const struct smtp_caps *caps, struct account *a,
+    struct error *e)
+{
+	struct exchange	 x;
+	Gsasl		*ctx = NULL;
+	int		 rc, ret = -1;
+
+	memset(&x, 0, sizeof(x));
+	x.conn = c;
+	x.acct = a;
+	if (may_authenticate(c, a, e) == -1)
+		goto done;
+	if ((rc = gsasl_init(&ctx)) != GSASL_OK) {
+		error_set(e, EX_SOFTWARE, "cannot start GNU SASL: %s",
+		    gsasl_strerror(rc));
+		goto done;
+	}
+	if ((x.mech = choose(c, caps, a, ctx, e)) == NULL)
+		goto done;
+	if (needs_password(x.mech) && a->password == NULL) {
+		error_set(e, EX_CONFIG, "no password for %s: set password or "
+		    "passwordeval, or provide it in "
+		    "$CREDENTIALS_DIRECTORY/smarthost-password, "
+		    "SMARTHOST_PASSWORD_FILE or ~/.netrc",
+		    a->user ? a->user : a->host);
+		goto done;
+	}
+	if (strcmp(x.mech, "XOAUTH2") == 0 || strcmp(x.mech, "OAUTHBEARER") == 0)
+		ret = oauth_exchange(&x, e);
+	else
+		ret = sasl_exchange(ctx, &x, e);
+done:
+	if (ctx != NULL)
+		gsasl_done(ctx);
+	/* Used once: wipe it now rather than at exit. */
+	secret_free(a->password);
+	a->password = NULL;
+	return ret;
+}
+
+const char *
+auth_library_version(void)
+{
+	return gsasl_check_version(NULL);
+}
+
+char *
+auth_mechanisms(void)
+{
+	Gsasl	*ctx;
+	char	*list = NULL, *copy;
+
+	if (gsasl_init(&ctx) != GSASL_OK)
+		return xstrdup("(GNU SASL unavailable)");
+	if (gsasl_client_mechlist(ctx, &list) != GSASL_OK)
+		list = NULL;
+	copy = xstrdup(list != NULL ? list : "");
+	gsasl_free(list);
+	gsasl_done(ctx);
+	return copy;
+}

@@ -1,0 +1,409 @@
+/*
+ * smarthost: the command line, the mode, and the outcome.  This file
+ * alone decides what to print and which sysexits(3) code to exit with.
+ */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "smarthost.h"
+
+static void usage_error(const char *, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+
+/* The words come from argv: shown with control characters made safe. */
+static void
+usage_error(const char *fmt, ...)
+{
+	char	 msg[512], clean[512];
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	sanitize(clean, sizeof(clean), msg);
+	log_notice("%s (try --help)", clean);
+	exit(EX_USAGE);
+}
+
+/* No control character in any option value: they end up in headers. */
+static const char *
+checked(const char *opt, const char *val)
+{
+	const unsigned char	*p;
+
+	for (p = (const unsigned char *)val; *p != '\0'; p++)
+		if (*p < 0x20 || *p == 0x7f) {
+			log_notice("option -%s: control characters are not "
+			    "allowed in its value", opt);
+			exit(EX_USAGE);
+		}
+	return val;
+}
+
+static void
+set_mode(struct cmdline *cl, const char *m)
+{
+	if (strcmp(m, "m") == 0)
+		cl->mode = MODE_SEND;
+	else if (strcmp(m, "p") == 0)
+		cl->mode = MODE_QUEUE_LIST;
+	else if (strcmp(m, "s") == 0)
+		cl->mode = MODE_SMTP;
+	else if (strcmp(m, "i") == 0)
+		cl->mode = MODE_NEWALIASES;
+	else
+		usage_error("unsupported mode -b%s (smarthost knows -bm, -bp, "
+		    "-bs and -bi)", m);
+}
+
+/* -o sub-options: only -oi matters; -oem, -odi, -oep ... are ignored. */
+static void
+set_o(struct cmdline *cl, const char *o)
+{
+	if (strcmp(o, "i") == 0 || strcasecmp(o, "i=true") == 0)
+		cl->dot_ends = 0;
+	else if (strcasecmp(o, "i=false") == 0)
+		cl->dot_ends = 1;
+}
+
+static void
+add_override(struct cmdline *cl, const char *arg)
+{
+	const char	*eq = strchr(arg, '=');
+	char		*name;
+	size_t		 i;
+
+	if (eq == NULL || eq == arg)
+		usage_error("unknown option --%s", arg);
+	name = xcalloc(1, (size_t)(eq - arg) + 1);
+	memcpy(name, arg, (size_t)(eq - arg));
+	for (i = 0; name[i] != '\0'; i++)
+		if (name[i] == '-')
+			name[i] = '_';
+	if (strcmp(name, "password") == 0)
+		usage_error("there is no --%s: argv is visible to every "
+		    "user; use passwordeval, a 0600 config file or "
+		    "SMARTHOST_PASSWORD_FILE", "password");
+	if (!config_is_directive(name))
+		usage_error("unknown option --%s", arg);
+	cl->over = xreallocarray(cl->over, cl->nover + 1, sizeof(*cl->over));
+	cl->over[cl->nover].name = name;
+	cl->over[cl->nover].value = checked(name, eq + 1);
+	cl->nover++;
+}
+
+static void
+long_option(struct cmdline *cl, const char *arg)
+{
+	if (strcmp(arg, "version") == 0)
+		cl->mode = MODE_VERSION;
+	else if (strcmp(arg, "help") == 0)
+		cl->mode = MODE_HELP;
+	else if (strcmp(arg, "serverinfo") == 0)
+		cl->mode = MODE_SERVERINFO;
+	else if (strcmp(arg, "pretend") == 0)
+		cl->mode = MODE_PRETEND;
+	else
+		add_override(cl, arg);
+}
+
+/* The option letters that take a value, attached or as the next word. */
+#define WITH_VALUE	"fFrNRVBXCaoOAhLb"
+
+/*
+ * sendmail's syntax as real callers write it: -FCronDaemon, -f addr,
+ * -ti, -oem, -B 8BITMIME, -q30m, --.  Options end at the first word that
+ * is not one, so a recipient that starts with '-' after it stays a
+ * recipient.
+ */
+static int
+parse_short(struct cmdline *cl, int argc, char **argv, int i)
+{
+	const char	*p = argv[i] + 1, *val;
+	char		 opt[2] = { 0, 0 };
+
+	for (; *p != '\0'; p++) {
+		opt[0] = *p;
+		if (*p == 'q') {	/* -q, -q30m, -qf: no daemon */
+			cl->mode = MODE_QUEUE_RUN;
+			return i;
+		}
+		if (strchr(WITH_VALUE, *p) == NULL) {
+			switch (*p) {
+			case 't': cl->read_rcpts = 1; break;
+			case 'i': cl->dot_ends = 0; break;
+			case 'v': cl->verbose++; break;
+			case 'P': cl->mode = MODE_PRETEND; break;
+			case 'G': case 'm': case 'n': case 'U': break;
+			default:
+				usage_error("unknown option -%s", opt);
+			}
+			continue;
+		}
+		if (p[1] != '\0')
+			val = p + 1;
+		else if (i + 1 < argc)
+			val = argv[++i];
+		else
+			usage_error("option -%s needs a value", opt);
+		checked(opt, val);
+		switch (*p) {
+		case 'f': case 'r': cl->from = val; break;
+		case 'F': cl->fullname = val; break;
+		case 'N': cl->dsn_notify = val; break;
+		case 'R': cl->dsn_return = val; break;
+		case 'V': cl->dsn_envid = val; break;
+		case 'B': cl->body = val; break;
+		case 'X': cl->logfile = val; break;
+		case 'C': cl->conffile = val; break;
+		case 'a': cl->account = val; break;
+		case 'b': set_mode(cl, val); break;
+		case 'o': set_o(cl, val); break;
+		default: break;		/* -O -A -h -L: accepted, ignored */
+		}
+		return i;
+	}
+	return i;
+}
+
+static void
+check_address_arg(const char *arg)
+{
+	struct error	 e;
+	char		*copy, *piece, *save;
+
+	/* "a@x, b@y" is a list, as msmtp and mail(1) users expect. */
+	copy = xstrdup(arg);
+	for (piece = strtok_r(copy, ",", &save); piece != NULL;
+	    piece = strtok_r(NULL, ",", &save)) {
+		while (isspace((unsigned char)*piece))
+			piece++;
+		piece[strcspn(piece, " \t")] = '\0';
+		if (address_check(piece, &e) == -1) {
+			log_notice("%s", e.msg);
+			exit(e.code);
+		}
+	}
+	free(copy);
+}
+
+static void
+parse_args(struct cmdline *cl, int argc, char **argv)
+{
+	int	 i;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0) {
+			i++;
+			break;
+		}
+		if (strncmp(argv[i], "--", 2) == 0)
+			long_option(cl, argv[i] + 2);
+		else if (argv[i][0] == '-' && argv[i][1] != '\0')
+			i = parse_short(cl, argc, argv, i);
+		else
+			break;
+	}
+	cl->rcpts = argv + i;
+	cl->nrcpts = (size_t)(argc - i);
+	if (cl->from != NULL && strcmp(cl->from, "<>") == 0)
+		cl->from = "";
+	if (cl->from != NULL && *cl->from != '\0')
+		check_address_arg(cl->from);
+	for (i = 0; (size_t)i < cl->nrcpts; i++)
+		check_address_arg(cl->rcpts[i]);
+	if (cl->body != NULL && strcasecmp(cl->body, "7BIT") != 0 &&
+	    strcasecmp(cl->body, "8BITMIME") != 0)
+		usage_error("-B takes 7BIT or 8BITMIME, not '%s'", cl->body);
+}
+
+static void
+mode_from_name(struct cmdline *cl, const char *argv0)
+{
+	const char	*base = strrchr(argv0, '/');
+
+	base = base != NULL ? base + 1 : argv0;
+	if (strcmp(base, "mailq") == 0)
+		cl->mode = MODE_QUEUE_LIST;
+	else if (strcmp(base, "newaliases") == 0)
+		cl->mode = MODE_NEWALIASES;
+}
+
+static void
+version(void)
+{
+	char	*mechs = auth_mechanisms();
+
+	printf("smarthost %s\n", SMARTHOST_VERSION);
+	printf("TLS library: mbedTLS %s\n", tls_library_version());
+	printf("SASL library: GNU SASL %s\n", auth_library_version());
+	printf("SASL mechanisms: %s XOAUTH2 OAUTHBEARER\n", mechs);
+	free(mechs);
+}
+
+static void
+help(void)
+{
+	const char *const	*d;
+	int			 col = 0;
+
+	printf("usage: sendmail [options] [--] [recipient ...]\n"
+	    "Send one message from standard input through the relay.\n\n"
+	    "  -t             also take recipients from To, Cc and Bcc\n"
+	    "  -i, -oi        a line with a single '.' does not end the "
+	    "message\n"
+	    "  -f ADDR, -r    envelope sender ('<>' for the null sender)\n"
+	    "  -F NAME        full name for a From header smarthost adds\n"
+	    "  -N LIST        DSN NOTIFY: never or success,delay,failure\n"
+	    "  -R full|hdrs   DSN RET\n"
+	    "  -V ENVID       DSN ENVID\n"
+	    "  -B TYPE        body type: 7BIT or 8BITMIME\n"
+	    "  -bm            send (the default)\n"
+	    "  -bp            list the queue (as mailq)\n"
+	    "  -bs            speak SMTP on standard input and output\n"
+	    "  -bi            do nothing (as newaliases)\n"
+	    "  -q[INTERVAL]   deliver the queue now\n"
+	    "  -v             show the SMTP dialogue (secrets redacted)\n"
+	    "  -X FILE        log file\n"
+	    "  -C FILE        configuration file (instead of the usual ones)\n"
+	    "  -a ACCOUNT     account to use\n"
+	    "  -P, --pretend  show account, settings and envelope; send "
+	    "nothing\n"
+	    "  --serverinfo   show the relay's TLS, certificate and "
+	    "capabilities\n"
+	    "  --version, --help\n"
+	    "  -o*, -A, -G, -h, -L, -m, -n, -O, -U   accepted and ignored\n"
+	    "  --DIRECTIVE=VALUE   any configuration directive, e.g. "
+	    "--host=, --port=:\n   ");
+	for (d = config_directives(); *d != NULL; d++) {
+		if (col > 60) {
+			printf("\n   ");
+			col = 0;
+		}
+		col += printf(" --%s", *d);
+	}
+	printf("\n\nExit codes: 0 sent or queued, 64 usage, 65 refused "
+	    "(dead.letter), 69 capability missing,\n75 temporary failure, "
+	    "76 protocol, 77 authentication, 78 configuration.\n"
+	    "See smarthost(8) and smarthost.conf(5).\n");
+}
+
+static void
+die(const struct error *e)
+{
+	char	*line, *copy, *save;
+
+	log_notice("%s", e->msg);
+	if (e->reply[0] != '\0') {
+		copy = xstrdup(e->reply);
+		for (line = strtok_r(copy, "\n", &save); line != NULL;
+		    line = strtok_r(NULL, "\n", &save))
+			log_notice("the relay said: %s", line);
+		free(copy);
+	}
+	exit(e->code);
+}
+
+static void
+pretend(const struct cmdline *cl, struct account *a)
+{
+	struct message	 m;
+	struct error	 e;
+	size_t		 i;
+
+	if (message_read(STDIN_FILENO, cl, a, &m, &e) == -1)
+		die(&e);
+	config_print(stdout, a);
+	printf("envelope sender: <%s>\n", m.sender);
+	for (i = 0; i < m.nrcpts; i++)
+		printf("recipient: <%s>\n", m.rcpts[i]);
+	printf("message: %lld octets%s%s%s\n", (long long)m.size,
+	    m.eightbit ? ", 8-bit" : "", m.smtputf8 ? ", SMTPUTF8" : "",
+	    m.has_nul ? ", NUL bytes" : "");
+	for (i = 0; i < m.nchanges; i++)
+		printf("header change: %s\n", m.changes[i]);
+	message_free(&m);
+}
+
+static int
+send_mode(const struct cmdline *cl, struct account *a)
+{
+	struct message	 m;
+	struct reply	 r;
+	struct error	 e;
+	int		 rc;
+
+	memset(&e, 0, sizeof(e));
+	if (message_read(STDIN_FILENO, cl, a, &m, &e) == -1)
+		die(&e);
+	if (a->auth != NULL && config_password(a, &e) == -1)
+		rc = -1;
+	else
+		rc = smtp_send(a, &m, &r, &e);
+	log_delivery(a, &m, rc == 0 ? &r : NULL, rc == 0 ? NULL : &e);
+	message_free(&m);
+	if (rc == -1)
+		die(&e);
+	return EX_OK;
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct cmdline	 cl;
+	struct account	 a;
+	struct error	 e;
+	int		 rc = EX_OK;
+
+	log_init(argv[0]);
+	memset(&cl, 0, sizeof(cl));
+	memset(&e, 0, sizeof(e));
+	cl.dot_ends = 1;
+	mode_from_name(&cl, argv[0]);
+	parse_args(&cl, argc, argv);
+	trace_level = cl.verbose;
+
+	switch (cl.mode) {
+	case MODE_VERSION:
+		version();
+		return EX_OK;
+	case MODE_HELP:
+		help();
+		return EX_OK;
+	case MODE_NEWALIASES:
+		return EX_OK;	/* aliases are read at send time */
+	case MODE_QUEUE_LIST:
+		printf("Mail queue is empty\n");
+		return EX_OK;
+	case MODE_QUEUE_RUN:
+		return EX_OK;
+	case MODE_SMTP:
+		log_notice("-bs is not supported yet");
+		return EX_USAGE;
+	default:
+		break;
+	}
+	if (config_account(&cl, &a, &e) == -1)
+		die(&e);
+	switch (cl.mode) {
+	case MODE_PRETEND:
+		pretend(&cl, &a);
+		break;
+	case MODE_SERVERINFO:
+		if ((a.auth != NULL && config_password(&a, &e) == -1) ||
+		    smtp_serverinfo(&a, stdout, &e) == -1)
+			die(&e);
+		break;
+	default:
+		rc = send_mode(&cl, &a);
+		break;
+	}
+	account_free(&a);
+	return rc;
+}
