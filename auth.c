@@ -129,10 +129,9 @@ read_reply(struct exchange *x, struct error *e)
 static int
 refused(struct exchange *x, struct error *e)
 {
+	/* 454 is the relay's own trouble: worth another try later. */
 	int	 code = x->r.code >= 500 ? EX_NOPERM : EX_TEMPFAIL;
 
-	if (x->r.code == 454 || x->r.code == 535 || x->r.code == 534)
-		code = EX_NOPERM;
 	error_reply(e, x->r.text);
 	return error_set(e, code, "the relay refused authentication as %s "
 	    "with %s", x->acct->user ? x->acct->user : "(no user)", x->mech);

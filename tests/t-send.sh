@@ -1,0 +1,172 @@
+#!/bin/bash
+# The send path against the scripted test relay (build/testsrv): TLS
+# modes, every mechanism, the one-flight transaction, faults at each step
+# and their exit codes, and what crossed the wire.
+ASAN_TOO=1
+. tests/lib.sh
+
+USER=alice@example.test
+PASS=alice-not-a-real-secret
+ALLCAPS="AUTH PLAIN LOGIN CRAM-MD5 DIGEST-MD5 SCRAM-SHA-1 SCRAM-SHA-256 SCRAM-SHA-1-PLUS SCRAM-SHA-256-PLUS,PIPELINING,CHUNKING,SIZE 10000000,8BITMIME,ENHANCEDSTATUSCODES,DSN,SMTPUTF8"
+
+# srv NAME [testsrv options]: start a test relay for one connection.
+srv() {
+	name=$1; shift
+	rm -rf "$T/$name"; mkdir -p "$T/$name/mail"
+	bg "$TESTSRV" -p 0 -w "$T/$name/port" -t "$T/$name/tr" \
+	    -d "$T/$name/mail" -n 1 -x 30 -u "$USER:$PASS" "$@"
+	for _ in $(seq 200); do [ -s "$T/$name/port" ] && break; sleep 0.02
+	done
+	PORT=$(cat "$T/$name/port")
+	TR=$T/$name/tr
+	MAIL=$T/$name/mail
+}
+
+# conf NAME [directive lines...]: a config file for the relay just started.
+conf() {
+	f=$T/$1.conf; shift
+	{
+		echo "account default"
+		echo "host 127.0.0.1"
+		echo "port $PORT"
+		echo "tls_trust_file $CERTS/ca.pem"
+		echo "user $USER"
+		echo "password $PASS"
+		echo "from $USER"
+		echo "tls_session_cache off"
+		for l in "$@"; do echo "$l"; done
+	} >"$f"
+	chmod 600 "$f"
+	CONF=$f
+}
+
+MSG="From: Alice <$USER>
+To: bob@example.org
+Subject: test
+Date: Fri, 27 Nov 2026 10:00:00 +0000
+Message-ID: <t1@example.test>
+
+line one
+.leading dot
+..two dots
+.
+last line"
+
+# send NAME [smarthost options]: send $MSG, remember the exit code.
+send() {
+	name=$1; shift
+	printf '%s\n' "$MSG" | "$SMARTHOST" -C "$CONF" -i "$@" \
+	    >"$T/$name.out" 2>"$T/$name.err"
+	RC=$?
+}
+
+# The message as the relay must store it: CRLF, stuffing undone.
+printf '%s\n' "$MSG" | sed 's/$/\r/' >"$T/expected.eml"
+
+# waits: client flights after the TLS handshake, QUIT not counted.
+flights() {
+	awk '/^TLS /{tls=1} tls && /^C / && $3 != "QUIT" {f[$2]=1}
+	    END{n=0; for (k in f) n++; print n}' "$1"
+}
+
+# 1. Implicit TLS, AUTH PLAIN, PIPELINING + CHUNKING: one flight.
+srv implicit -T -c "$CERTS/server.pem" -k "$CERTS/server.key" \
+    -e "AUTH PLAIN LOGIN,PIPELINING,CHUNKING,SIZE 10000000,8BITMIME,ENHANCEDSTATUSCODES"
+conf implicit "tls_starttls off"
+send implicit -- bob@example.org
+wait
+check_eq "implicit TLS: exit 0" "$RC" 0
+check "implicit TLS: message stored byte for byte" \
+    cmp -s "$MAIL/1.eml" "$T/expected.eml"
+check_grep "implicit TLS: TLS 1.3 negotiated" '^TLS TLSv1.3' "$TR"
+check_grep "implicit TLS: AUTH PLAIN with initial response" \
+    '^C [0-9]* AUTH PLAIN [A-Za-z0-9+/=]' "$TR"
+check_grep "implicit TLS: BDAT LAST" '^C [0-9]* BDAT [0-9]* LAST' "$TR"
+f_mail=$(awk '$3 == "MAIL" {print $2}' "$TR")
+f_bdat=$(awk '$3 == "BDAT" {print $2}' "$TR")
+f_rcpt=$(awk '$3 == "RCPT" {print $2}' "$TR")
+check_eq "implicit TLS: MAIL, RCPT, BDAT in one flight" \
+    "$f_mail $f_rcpt $f_bdat" "$f_mail $f_mail $f_mail"
+# handshake + greeting + EHLO + AUTH + transaction = 5 waits
+check_eq "implicit TLS: 3 client flights after TLS (5 waits in all)" \
+    "$(flights "$TR")" 3
+check_grep "implicit TLS: QUIT sent" '^C [0-9]* QUIT' "$TR"
+
+# 2. STARTTLS: EHLO, STARTTLS, EHLO, AUTH, transaction.
+srv starttls -c "$CERTS/server.pem" -k "$CERTS/server.key" \
+    -e "STARTTLS,AUTH PLAIN,PIPELINING,CHUNKING,8BITMIME"
+conf starttls
+send starttls bob@example.org
+wait
+check_eq "STARTTLS: exit 0" "$RC" 0
+check "STARTTLS: message stored byte for byte" \
+    cmp -s "$MAIL/1.eml" "$T/expected.eml"
+pre=$(awk '/^TLS /{exit} /^C /{print $3}' "$TR" | tr '\n' ' ')
+check_eq "STARTTLS: only EHLO and STARTTLS in clear" "$pre" "EHLO STARTTLS "
+check_eq "STARTTLS: 3 client flights after TLS (7 waits in all)" \
+    "$(flights "$TR")" 3
+
+# 3. DATA without CHUNKING: MAIL+RCPT+DATA in one flight, dots stuffed.
+srv data -T -c "$CERTS/server.pem" -k "$CERTS/server.key" \
+    -e "AUTH PLAIN,PIPELINING,8BITMIME"
+conf data "tls_starttls off"
+send data bob@example.org carol@example.org
+wait
+check_eq "DATA: exit 0" "$RC" 0
+f=$(awk '$3 == "MAIL" || $3 == "RCPT" || $3 == "DATA" {print $2}' "$TR" |
+    sort -u | wc -l)
+check_eq "DATA: MAIL, both RCPTs and DATA in one flight" "$f" 1
+check "DATA: message stored byte for byte" \
+    cmp -s "$MAIL/1.eml" "$T/expected.eml"
+check_grep "DATA: a leading dot is doubled on the wire" \
+    '^\.\.leading dot' "$MAIL/1.raw"
+check_grep "DATA: two dots become three" '^\.\.\.two dots' "$MAIL/1.raw"
+check_grep "DATA: both recipients in the envelope" 'carol@example.org' \
+    "$MAIL/1.env"
+
+# 4. Every SASL mechanism the test relay checks.
+for mech in LOGIN CRAM-MD5 DIGEST-MD5 SCRAM-SHA-1 SCRAM-SHA-256 \
+    SCRAM-SHA-256-PLUS; do
+	srv "m$mech" -T -c "$CERTS/server.pem" -k "$CERTS/server.key" \
+	    -e "AUTH $mech,PIPELINING,CHUNKING"
+	conf "m$mech" "tls_starttls off" "auth $mech"
+	send "m$mech" bob@example.org
+	wait
+	check_eq "AUTH $mech: exit 0" "$RC" 0
+	check_grep "AUTH $mech: relay authenticated $USER" \
+	    "^AUTHOK $mech $USER" "$TR"
+done
+
+# 5. auth on picks the strongest: SCRAM-SHA-256-PLUS on TLS 1.3.
+srv strongest -T -c "$CERTS/server.pem" -k "$CERTS/server.key" \
+    -e "$ALLCAPS"
+conf strongest "tls_starttls off"
+send strongest bob@example.org
+wait
+check_grep "auth on: SCRAM-SHA-256-PLUS chosen" \
+    '^AUTHOK SCRAM-SHA-256-PLUS' "$TR"
+
+# 6. A wrong password: 77 and the relay's 535 quoted.
+srv wrongpw -T -c "$CERTS/server.pem" -k "$CERTS/server.key" \
+    -e "AUTH PLAIN,PIPELINING"
+conf wrongpw "tls_starttls off"
+sed -i "s/^password .*/password wrong-password/" "$CONF"
+send wrongpw bob@example.org
+wait
+check_eq "wrong password: exit 77" "$RC" 77
+check_grep "wrong password: the 535 is quoted" 'the relay said: 535' \
+    "$T/wrongpw.err"
+check_nogrep "wrong password: no MAIL sent" '^C [0-9]* MAIL' "$TR"
+
+# 7. The -v trace never shows the password, in any form.
+srv trace -T -c "$CERTS/server.pem" -k "$CERTS/server.key" \
+    -e "AUTH PLAIN,PIPELINING"
+conf trace "tls_starttls off"
+send trace -v bob@example.org
+wait
+b64=$(printf '\0%s\0%s' "$USER" "$PASS" | base64 -w0)
+check_eq "trace: exit 0" "$RC" 0
+check_grep "trace: shows the dialogue" '^-> MAIL FROM:' "$T/trace.err"
+check_grep "trace: AUTH redacted" '^-> AUTH PLAIN <redacted>' "$T/trace.err"
+check_nogrep "trace: no password" "$PASS" "$T/trace.err"
+check_nogrep "trace: no base64 credentials" "$b64" "$T/trace.err"
