@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +59,9 @@ struct tls {
 	char			 leaf_expiry[32];
 	unsigned char		 leaf_sha256[32];
 	int			 have_leaf;
+	/* TLS session resumption across runs */
+	char			*cache;		/* ticket file, or NULL */
+	int			 loaded;	/* a ticket was offered */
 };
 
 static int
@@ -228,6 +232,132 @@ load_client_cert(struct tls *t, const struct account *a, struct error *e)
 	return 0;
 }
 
+/*
+ * The session cache: one file per host, port and trust settings, named
+ * by a hash of them, so a ticket saved under one trust configuration is
+ * never used under another (a resumed TLS 1.3 session carries no
+ * certificate to check again).  The file is a secret: 0600, ours, or
+ * ignored; replaced atomically.
+ */
+#define TICKET_MAX	8192
+
+static char *
+cache_path(const struct account *a, const char *name)
+{
+	mbedtls_sha256_context	 h;
+	unsigned char		 md[32];
+	char			 key[1024], *path;
+	size_t			 len, i;
+	int			 n;
+
+	if (a->session_cache == NULL || !a->certcheck)
+		return NULL;
+	n = snprintf(key, sizeof(key), "%s%c%d%c%s%c%d%c%d", name, 0, a->port,
+	    0, a->trust_file ? a->trust_file : "system", 0, a->tls_min, 0,
+	    a->has_fingerprint);
+	if (n < 0 || (size_t)n >= sizeof(key))
+		return NULL;
+	mbedtls_sha256_init(&h);
+	mbedtls_sha256_starts(&h, 0);
+	mbedtls_sha256_update(&h, (const unsigned char *)key, (size_t)n);
+	if (a->has_fingerprint)
+		mbedtls_sha256_update(&h, a->fingerprint, 32);
+	mbedtls_sha256_finish(&h, md);
+	mbedtls_sha256_free(&h);
+	len = strlen(a->session_cache) + 64;
+	path = xcalloc(1, len);
+	n = snprintf(path, len, "%s/", a->session_cache);
+	for (i = 0; i < 16; i++)
+		n += snprintf(path + n, len - (size_t)n, "%02x", md[i]);
+	return path;
+}
+
+/* Make the cache directory (0700) if needed; it must be ours. */
+static int
+cache_dir(const char *dir)
+{
+	struct stat	 st;
+	char		 tmp[4096], *p;
+
+	if (snprintf(tmp, sizeof(tmp), "%s", dir) >= (int)sizeof(tmp))
+		return -1;
+	for (p = tmp + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		(void)mkdir(tmp, 0700);
+		*p = '/';
+	}
+	(void)mkdir(tmp, 0700);
+	if (lstat(dir, &st) == -1 || !S_ISDIR(st.st_mode) ||
+	    st.st_uid != geteuid() || (st.st_mode & 077) != 0)
+		return -1;
+	return 0;
+}
+
+static void
+cache_load(struct tls *t)
+{
+	mbedtls_ssl_session	 sess;
+	unsigned char		 buf[TICKET_MAX];
+	struct stat		 st;
+	ssize_t			 n;
+	int			 fd, ok = 0;
+
+	if (t->cache == NULL)
+		return;
+	fd = open(t->cache, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1)
+		return;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    st.st_uid == geteuid() && (st.st_mode & 077) == 0 &&
+	    st.st_size > 0 && st.st_size <= TICKET_MAX &&
+	    (n = read(fd, buf, sizeof(buf))) == st.st_size) {
+		mbedtls_ssl_session_init(&sess);
+		if (mbedtls_ssl_session_load(&sess, buf, (size_t)n) == 0 &&
+		    mbedtls_ssl_set_session(&t->ssl, &sess) == 0)
+			ok = 1;
+		mbedtls_ssl_session_free(&sess);
+	}
+	explicit_bzero(buf, sizeof(buf));
+	close(fd);
+	if (ok)
+		t->loaded = 1;
+	else
+		(void)unlink(t->cache);	/* stale: a library upgrade, say */
+}
+
+static void
+cache_save(struct tls *t)
+{
+	mbedtls_ssl_session	 sess;
+	unsigned char		 buf[TICKET_MAX];
+	char			 tmp[4200];
+	size_t			 len = 0;
+	int			 fd, ok;
+
+	if (t->cache == NULL)
+		return;
+	mbedtls_ssl_session_init(&sess);
+	ok = mbedtls_ssl_get_session(&t->ssl, &sess) == 0 &&
+	    mbedtls_ssl_session_save(&sess, buf, sizeof(buf), &len) == 0;
+	mbedtls_ssl_session_free(&sess);
+	if (!ok || snprintf(tmp, sizeof(tmp), "%s.XXXXXX", t->cache) >=
+	    (int)sizeof(tmp))
+		goto done;
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1)
+		goto done;
+	if (write(fd, buf, len) == (ssize_t)len && close(fd) == 0) {
+		if (rename(tmp, t->cache) == -1)
+			(void)unlink(tmp);
+	} else {
+		close(fd);
+		(void)unlink(tmp);
+	}
+done:
+	explicit_bzero(buf, sizeof(buf));
+}
+
 static int
 configure(struct tls *t, const struct account *a, struct error *e)
 {
@@ -242,6 +372,9 @@ configure(struct tls *t, const struct account *a, struct error *e)
 	    MBEDTLS_SSL_VERSION_TLS1_3 : MBEDTLS_SSL_VERSION_TLS1_2);
 	mbedtls_ssl_conf_max_tls_version(&t->conf, MBEDTLS_SSL_VERSION_TLS1_3);
 	mbedtls_ssl_conf_verify(&t->conf, verify_cb, t);
+	if (a->session_cache != NULL && a->certcheck)
+		mbedtls_ssl_conf_tls13_enable_signal_new_session_tickets(
+		    &t->conf, MBEDTLS_SSL_TLS1_3_SIGNAL_NEW_SESSION_TICKETS_ENABLED);
 	if (!a->certcheck) {
 		log_warn("tls_certcheck is off: the relay's identity is NOT "
 		    "checked and the password can be stolen by anyone on the "
@@ -265,6 +398,12 @@ configure(struct tls *t, const struct account *a, struct error *e)
 		return error_set(e, EX_CONFIG, "cannot use '%s' as TLS host "
 		    "name (%d)", t->name, rc);
 	mbedtls_ssl_set_bio(&t->ssl, t, bio_send, NULL, bio_recv);
+	if ((t->cache = cache_path(a, t->name)) != NULL &&
+	    cache_dir(a->session_cache) == -1) {
+		free(t->cache);
+		t->cache = NULL;
+	}
+	cache_load(t);
 	return 0;
 }
 
@@ -329,6 +468,9 @@ check_pin(struct tls *t, const struct account *a, struct error *e)
 
 	if (!a->certcheck || !a->has_fingerprint)
 		return 0;
+	/* Resumed from a ticket saved after this same pin matched. */
+	if (!t->have_leaf && t->loaded)
+		return 0;
 	if (!t->have_leaf)
 		return error_set(e, EX_CONFIG, "%s sent no certificate to "
 		    "check tls_fingerprint against", t->name);
@@ -367,12 +509,19 @@ handshake(struct tls *t, const struct account *a, struct error *e)
 		    "failed: %s%s", t->name, msg, a->tls_min == 13 ?
 		    " (tls_min_version is 1.3)" : "");
 	}
-	return check_pin(t, a, e);
+	if (check_pin(t, a, e) == -1)
+		return -1;
+	/* TLS 1.2 has its session now; 1.3 tickets come later (tls_read). */
+	if (mbedtls_ssl_get_version_number(&t->ssl) ==
+	    MBEDTLS_SSL_VERSION_TLS1_2 && !(t->loaded && !t->have_leaf))
+		cache_save(t);
+	return 0;
 }
 
 static void
 tls_free(struct tls *t)
 {
+	free(t->cache);
 	mbedtls_ssl_free(&t->ssl);
 	mbedtls_ssl_config_free(&t->conf);
 	mbedtls_x509_crt_free(&t->ca);
@@ -407,8 +556,9 @@ tls_start(struct conn *c, const struct account *a, struct error *e)
 		return -1;
 	}
 	c->tls = t;
-	trace("-- TLS %s %s", mbedtls_ssl_get_version(&t->ssl),
-	    mbedtls_ssl_get_ciphersuite(&t->ssl));
+	trace("-- TLS %s %s%s", mbedtls_ssl_get_version(&t->ssl),
+	    mbedtls_ssl_get_ciphersuite(&t->ssl),
+	    t->loaded && !t->have_leaf ? " (resumed)" : "");
 	return 0;
 }
 
@@ -425,9 +575,11 @@ tls_read(struct tls *t, void *buf, size_t len, int timeout_ms,
 		if (rc >= 0)
 			return rc;
 		switch (rc) {
+		case MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET:
+			cache_save(t);
+			continue;
 		case MBEDTLS_ERR_SSL_WANT_READ:
 		case MBEDTLS_ERR_SSL_WANT_WRITE:
-		case MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET:
 			continue;
 		case MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY:
 			return 0;
@@ -521,7 +673,7 @@ tls_info(struct tls *t, struct tls_info *info)
 		fingerprint_str(t->leaf_sha256, info->fingerprint,
 		    sizeof(info->fingerprint));
 	}
-	info->resumed = !t->have_leaf;
+	info->resumed = t->loaded && !t->have_leaf;
 }
 
 void
