@@ -335,6 +335,7 @@ static int
 send_mode(const struct cmdline *cl, struct account *a)
 {
 	struct message	 m;
+	struct session	*s;
 	struct reply	 r;
 	struct error	 e;
 	int		 rc;
@@ -344,8 +345,12 @@ send_mode(const struct cmdline *cl, struct account *a)
 		die(&e);
 	if (a->auth != NULL && config_password(a, &e) == -1)
 		rc = -1;
-	else
-		rc = smtp_send(a, &m, &r, &e);
+	else if ((s = smtp_open(a, &e)) == NULL)
+		rc = -1;
+	else {
+		rc = smtp_deliver(s, &m, &r, &e);
+		smtp_close(s);
+	}
 	log_delivery(a, &m, rc == 0 ? &r : NULL, rc == 0 ? NULL : &e);
 	message_free(&m);
 	if (rc == -1)

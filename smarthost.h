@@ -267,8 +267,12 @@ struct reply {
 int	 smtp_parse_line(const char *, int *, int *, const char **);
 int	 smtp_read_reply(struct conn *, struct reply *, struct error *);
 void	 smtp_parse_ehlo(const struct reply *, struct smtp_caps *);
-int	 smtp_send(struct account *, struct message *, struct reply *,
+struct session;
+struct session *smtp_open(struct account *, struct error *);
+int	 smtp_deliver(struct session *, const struct message *, struct reply *,
 	    struct error *);
+int	 smtp_usable(const struct session *);
+void	 smtp_close(struct session *);
 int	 smtp_serverinfo(struct account *, FILE *, struct error *);
 
 #endif /* SMARTHOST_H */

@@ -30,6 +30,9 @@ struct session {
 	struct smtp_caps caps;
 	struct account	*acct;
 	int		 secure;	/* TLS is up */
+	int		 dirty;		/* a transaction ended half-way */
+	int		 pending_rset;	/* RSET's reply is still to read */
+	int		 broken;	/* the connection is unusable */
 };
 
 static void
@@ -518,6 +521,14 @@ read_envelope_replies(struct session *s, const struct message *m,
 	int		 failed = 0;
 
 	set_timeout(s, TO_COMMAND);
+	if (s->pending_rset) {
+		s->pending_rset = 0;
+		if (smtp_read_reply(&s->conn, &r, e) == -1)
+			return -1;
+		if (r.code != 250)
+			return reply_error(e, &r, EX_PROTOCOL,
+			    "the relay refused RSET");
+	}
 	if (smtp_read_reply(&s->conn, &r, e) == -1)
 		return -1;
 	if (r.code != 250) {
@@ -659,12 +670,40 @@ transaction_lockstep(struct session *s, const struct message *m,
 	return final_reply(s, r, "DATA", e);
 }
 
+/*
+ * After a refused transaction the relay still holds its state: RSET
+ * leads the next flight (RFC 2920 lets it be pipelined).
+ */
+static int
+reset(struct session *s, struct error *e)
+{
+	struct reply	 r;
+
+	if (!s->dirty)
+		return 0;
+	if (cmd(s, e, "RSET") == -1)
+		return -1;
+	if (s->caps.pipelining)
+		return 1;	/* its reply is read first, with the flight's */
+	if (net_flush(&s->conn, e) == -1)
+		return -1;
+	set_timeout(s, TO_COMMAND);
+	if (smtp_read_reply(&s->conn, &r, e) == -1)
+		return -1;
+	return r.code == 250 ? 0 : reply_error(e, &r, EX_PROTOCOL,
+	    "the relay refused RSET");
+}
+
 static int
 transaction(struct session *s, const struct message *m, struct reply *r,
     struct error *e)
 {
-	if (check_caps(s, m, e) == -1)
+	int	 rc;
+
+	if ((rc = reset(s, e)) == -1)
 		return -1;
+	s->pending_rset = rc;
+	s->dirty = 1;
 	if (!s->caps.pipelining)
 		return transaction_lockstep(s, m, r, e);
 	if (s->caps.chunking)
@@ -672,20 +711,60 @@ transaction(struct session *s, const struct message *m, struct reply *r,
 	return transaction_data(s, m, r, e);
 }
 
+/*
+ * One connection for any number of messages: smtp_open, then
+ * smtp_deliver for each (oldest queued first), then smtp_close.
+ */
+struct session *
+smtp_open(struct account *a, struct error *e)
+{
+	struct session	*s = xcalloc(1, sizeof(*s));
+
+	if (session_open(s, a, e) == -1) {
+		smtp_close(s);
+		return NULL;
+	}
+	return s;
+}
+
 int
-smtp_send(struct account *a, struct message *m, struct reply *r,
+smtp_deliver(struct session *s, const struct message *m, struct reply *r,
     struct error *e)
 {
-	struct session	 s;
-	int		 rc;
-
 	r->code = 0;
 	r->text[0] = '\0';
-	rc = session_open(&s, a, e);
-	if (rc == 0)
-		rc = transaction(&s, m, r, e);
-	session_close(&s);
-	return rc;
+	if (s->broken || s->conn.fd == -1)
+		return error_set(e, EX_TEMPFAIL, "the connection to the relay "
+		    "was lost");
+	if (check_caps(s, m, e) == -1)
+		return -1;	/* nothing was sent: the session is intact */
+	if (transaction(s, m, r, e) == 0) {
+		s->dirty = 0;
+		return 0;
+	}
+	/* A refusal leaves the session usable; anything else does not. */
+	if (e->reply[0] == '\0' || s->conn.fd == -1 ||
+	    (e->code != EX_DATAERR && e->code != EX_TEMPFAIL))
+		s->broken = 1;
+	return -1;
+}
+
+int
+smtp_usable(const struct session *s)
+{
+	return s != NULL && !s->broken && s->conn.fd != -1;
+}
+
+void
+smtp_close(struct session *s)
+{
+	if (s == NULL)
+		return;
+	if (!s->broken)
+		session_close(s);
+	else
+		net_close(&s->conn);
+	free(s);
 }
 
 static void
