@@ -1,0 +1,414 @@
+# The Postfix test relay (tests/postfix-relay) behaves as the smarthost
+# setup it stands for: authenticated mail relayed to the sink with exact
+# envelope and body, TLS 1.3, AUTH only after STARTTLS, relay refused
+# without AUTH, sender bound to the login, wrong password refused, start
+# idempotent.  SMTP is driven with openssl s_client as a bash coprocess
+# that reads every reply before the next command is sent.
+. tests/lib.sh
+PATH=$PATH:/usr/sbin:/sbin	# postfix, postconf when not in a login shell
+
+if [ "$(id -u)" -ne 0 ]; then
+	skip "postfix relay # needs root to start Postfix"; exit 0
+fi
+if ! command -v postfix >/dev/null 2>&1 &&
+    ! [ -x /usr/sbin/postfix ]; then
+	skip "postfix relay # Postfix not installed: scripts/install-deps"
+	exit 0
+fi
+
+if ! tests/postfix-relay start >"$T/start1" 2>&1; then
+	notok "relay starts"; sed 's/^/#   | /' "$T/start1"; exit 1
+fi
+ok "relay starts"
+eval "$(tests/postfix-relay env)"
+CA=$CERTS/ca.pem
+M=tpf$(date +%s)$$$RANDOM	# marks this run's messages
+
+# --- an SMTP client: plain TCP, or openssl s_client in a coprocess ------
+
+IN= OUT= MODE= SPID=
+smtp_open() {	# MODE(plain|starttls|tls) PORT
+	MODE=$1
+	: >"$T/tls.err"
+	case $1 in
+	plain)
+		exec 5<>"/dev/tcp/$RELAY_HOST/$2" || return 1
+		IN=5 OUT=5 SPID=
+		reply
+		;;
+	starttls)
+		coproc S { exec openssl s_client -starttls smtp \
+		    -connect "$RELAY_HOST:$2" -CAfile "$CA" \
+		    -verify_return_error -verify_ip "$RELAY_HOST" -brief \
+		    -crlf -quiet -ign_eof 2>"$T/tls.err"; }
+		IN=${S[0]} OUT=${S[1]} SPID=$S_PID
+		lib_pids="$lib_pids $SPID"
+		;;
+	tls)
+		coproc S { exec openssl s_client \
+		    -connect "$RELAY_HOST:$2" -CAfile "$CA" \
+		    -verify_return_error -verify_ip "$RELAY_HOST" -brief \
+		    -crlf -quiet -ign_eof 2>"$T/tls.err"; }
+		IN=${S[0]} OUT=${S[1]} SPID=$S_PID
+		lib_pids="$lib_pids $SPID"
+		reply
+		;;
+	esac
+}
+
+send() {
+	echo "C: $1" >>"$T/transcript"
+	if [ "$MODE" = plain ]; then
+		printf '%s\r\n' "$1" >&"$OUT"
+	else
+		printf '%s\n' "$1" >&"$OUT"	# -crlf adds the CR
+	fi
+}
+
+# reply: read one (multi-line) reply; R_ALL all lines, R_LAST the last,
+# R_CODE its code ("none" on timeout or close).
+reply() {
+	local line
+	R_ALL= R_LAST= R_CODE=
+	while IFS= read -r -t 10 -u "$IN" line; do
+		line=${line%$'\r'}
+		echo "S: $line" >>"$T/transcript"
+		R_ALL+="$line"$'\n'
+		case $line in
+		[0-9][0-9][0-9]" "*|[0-9][0-9][0-9])
+			R_LAST=$line R_CODE=${line:0:3}
+			return 0
+			;;
+		esac
+	done
+	R_LAST="(no reply)" R_CODE=none
+	return 1
+}
+
+cmd() { send "$1"; reply; }
+
+smtp_close() {
+	local i=0
+	cmd QUIT
+	if [ "$MODE" = plain ]; then
+		exec 5>&-
+		return 0
+	fi
+	while [ $i -lt 50 ] && kill -0 "$SPID" 2>/dev/null; do
+		sleep 0.05; i=$((i + 1))
+	done
+	kill "$SPID" 2>/dev/null
+	wait "$SPID" 2>/dev/null
+	return 0
+}
+
+b64() { printf "$1" | base64 -w0; }	# printf format: \0 allowed
+auth_plain() {	# USER PASS
+	cmd "AUTH PLAIN $(b64 "\\0$1\\0$2")"
+}
+
+# send_data FILE: DATA, the file dot-stuffed, the final dot; sets QID.
+QID=
+send_data() {
+	local line
+	QID=
+	cmd DATA
+	[ "$R_CODE" = 354 ] || return 1
+	while IFS= read -r line; do
+		case $line in .*) line=.$line ;; esac
+		send "$line"
+	done <"$1"
+	cmd .
+	QID=$(echo "$R_LAST" | sed -n 's/^250 2.0.0 Ok: queued as //p')
+}
+
+# wait_sent QID N: up to 10 s for Postfix to log N deliveries to the sink.
+wait_sent() {
+	local i=0
+	while [ $i -lt 100 ]; do
+		[ "$(grep -c "$1: to=<.*status=sent" "$RELAY_LOG")" -ge "$2" ] &&
+		    return 0
+		sleep 0.1; i=$((i + 1))
+	done
+	return 1
+}
+
+# sink_file QID: the sink file of that message (in Postfix's Received
+# header a line ends with "id QID", or "id QID;" for several recipients).
+sink_file() { grep -rl -e " id $1;\?\$" "$RELAY_SINK" | head -1; }
+
+# sink_body FILE: the message after the sink's and Postfix's Received.
+sink_body() {
+	awk 'st == 3 { print; next }
+	    /^Received: / && st < 2 { st++; next }
+	    st >= 1 && /^[ \t]/ { next }
+	    st == 2 { st = 3; print }' "$1"
+}
+
+check_file() {	# NAME GOT WANT
+	if cmp -s "$2" "$3"; then ok "$1"
+	else notok "$1"; diff "$3" "$2" | sed 's/^/#   /' | head -20; fi
+}
+
+tls_version() { sed -n 's/^Protocol version: //p' "$T/tls.err"; }
+
+# --- (6) AUTH is not offered before STARTTLS on the submission port ------
+
+smtp_open plain "$RELAY_SUBMISSION"
+check_eq "submission greeting" "$R_LAST" \
+    "220 relay.test ESMTP Postfix (smarthost test relay)"
+cmd "EHLO client.test"
+check_eq "submission EHLO before TLS: STARTTLS offered" \
+    "$(echo "$R_ALL" | grep -c '^250[- ]STARTTLS$')" 1
+check_eq "submission EHLO before TLS: no AUTH" \
+    "$(echo "$R_ALL" | grep -c '^250[- ]AUTH')" 0
+auth_plain "$RELAY_USER" "$RELAY_PASS"
+check_eq "AUTH before STARTTLS refused" "$R_LAST" \
+    "530 5.7.0 Must issue a STARTTLS command first"
+cmd "MAIL FROM:<$RELAY_USER>"
+check_eq "MAIL before STARTTLS refused" "$R_LAST" \
+    "530 5.7.0 Must issue a STARTTLS command first"
+smtp_close
+
+# --- (3) relay without AUTH is refused, on every port -------------------
+
+smtp_open starttls "$RELAY_SUBMISSION"
+cmd "EHLO client.test"
+check_eq "after STARTTLS: AUTH mechanisms offered" \
+    "$(echo "$R_ALL" | grep '^250-AUTH ')" \
+    "250-AUTH PLAIN LOGIN CRAM-MD5 DIGEST-MD5 SCRAM-SHA-1 SCRAM-SHA-256"
+cmd "MAIL FROM:<$RELAY_USER>"
+check_eq "no AUTH: a login's address needs the login" "$R_LAST" \
+    "553 5.7.1 <$RELAY_USER>: Sender address rejected: not logged in"
+cmd "MAIL FROM:<mallory@example.org>"
+check_eq "no AUTH: MAIL FROM a foreign sender accepted" "$R_LAST" \
+    "250 2.1.0 Ok"
+cmd "RCPT TO:<norelay-$M@example.net>"
+check_eq "no AUTH: relay refused on submission" "$R_LAST" \
+    "554 5.7.1 <norelay-$M@example.net>: Relay access denied"
+cmd DATA
+check_eq "no AUTH: DATA refused" "$R_LAST" \
+    "554 5.5.1 Error: no valid recipients"
+smtp_close
+
+smtp_open plain "$RELAY_PLAIN"
+cmd "EHLO client.test"
+check_eq "plain port: neither STARTTLS nor AUTH offered" \
+    "$(echo "$R_ALL" | grep -c -e '^250[- ]AUTH' -e '^250[- ]STARTTLS')" 0
+cmd "MAIL FROM:<mallory@example.org>"
+cmd "RCPT TO:<norelay-plain-$M@example.net>"
+check_eq "plain port: relay refused" "$R_LAST" \
+    "554 5.7.1 <norelay-plain-$M@example.net>: Relay access denied"
+smtp_close
+check_grep "relay refusal logged" \
+    "NOQUEUE: reject: RCPT from unknown\[127.0.0.1\]: 554 5.7.1 <norelay-$M@example.net>: Relay access denied; from=<mallory@example.org> to=<norelay-$M@example.net> proto=ESMTP helo=<client.test>" \
+    "$RELAY_LOG"
+
+# --- (5) a wrong password gets 535 ---------------------------------------
+
+smtp_open starttls "$RELAY_SUBMISSION"
+cmd "EHLO client.test"
+auth_plain "$RELAY_USER" "wrong-$RELAY_PASS"
+check_eq "wrong password: 535" "$R_LAST" \
+    "535 5.7.8 Error: authentication failed: authentication failure"
+cmd "MAIL FROM:<$RELAY_USER>"
+check_eq "wrong password: still not logged in" "$R_LAST" \
+    "553 5.7.1 <$RELAY_USER>: Sender address rejected: not logged in"
+smtp_close
+
+# --- (4) alice may not send as bob ---------------------------------------
+
+smtp_open starttls "$RELAY_SUBMISSION"
+cmd "EHLO client.test"
+auth_plain "$RELAY_USER" "$RELAY_PASS"
+check_eq "AUTH PLAIN as $RELAY_USER" "$R_LAST" \
+    "235 2.7.0 Authentication successful"
+cmd "MAIL FROM:<$RELAY_USER2>"
+check_eq "$RELAY_USER as $RELAY_USER2: 553" "$R_LAST" \
+    "553 5.7.1 <$RELAY_USER2>: Sender address rejected: not owned by user $RELAY_USER"
+cmd "RCPT TO:<asbob-$M@example.net>"
+check_eq "after the 553: RCPT needs MAIL" "$R_LAST" \
+    "503 5.5.1 Error: need MAIL command"
+smtp_close
+
+# --- (1) (2) an authenticated message arrives with envelope and body ----
+
+cat >"$T/msg1" <<EOF
+From: Alice <$RELAY_USER>
+To: Bob <bob@example.net>, Carol <carol@example.org>
+Subject: t-postfix $M
+Date: Thu, 01 Jan 2026 12:00:00 +0000
+Message-ID: <$M.1@relay.test>
+
+first line
+.a line that starts with a dot
+..two dots
+
+last line
+EOF
+smtp_open starttls "$RELAY_SUBMISSION"
+cmd "EHLO client.test"
+check_eq "submission: TLS 1.3 negotiated (client side)" \
+    "$(tls_version)" TLSv1.3
+auth_plain "$RELAY_USER" "$RELAY_PASS"
+cmd "MAIL FROM:<$RELAY_USER>"
+check_eq "MAIL FROM own address" "$R_LAST" "250 2.1.0 Ok"
+cmd "RCPT TO:<bob@example.net>"
+check_eq "RCPT 1 relayed" "$R_LAST" "250 2.1.5 Ok"
+cmd "RCPT TO:<carol@example.org>"
+check_eq "RCPT 2 relayed" "$R_LAST" "250 2.1.5 Ok"
+send_data "$T/msg1"
+check "message queued with an id" [ -n "$QID" ]
+smtp_close
+qid1=$QID
+
+check "delivered to the sink within 10 s" wait_sent "$qid1" 2
+f1=$(sink_file "$qid1")
+check "one sink file for it" [ -n "$f1" ]
+check_eq "sink: MAIL FROM" "$(grep '^X-Mail-Args:' "$f1")" \
+    "X-Mail-Args: <$RELAY_USER>"
+check_eq "sink: recipients" "$(grep '^X-Rcpt-Args:' "$f1" | sort)" \
+    "X-Rcpt-Args: <bob@example.net> ORCPT=rfc822;bob@example.net
+X-Rcpt-Args: <carol@example.org> ORCPT=rfc822;carol@example.org"
+{ cat "$T/msg1"; echo; } >"$T/want1"
+sink_body "$f1" >"$T/got1"
+check_file "sink: headers and body byte for byte" "$T/got1" "$T/want1"
+check_grep "sink: Postfix's Received says TLSv1.3" \
+    "^	(using TLSv1.3 with cipher " "$f1"
+check_grep "sink: Postfix's Received says ESMTPSA" \
+    "^	by relay.test (Postfix) with ESMTPSA id $qid1;\$" "$f1"
+pid=$(sed -n "s/^.*\[\([0-9]*\)\]: $qid1: client=unknown\[127.0.0.1\], sasl_method=PLAIN, sasl_username=$RELAY_USER\$/\1/p" "$RELAY_LOG")
+check "log: SASL login of that session" [ -n "$pid" ]
+check_eq "log: that session negotiated TLSv1.3" \
+    "$(awk -v p="smtpd[$pid]:" -v q="$qid1: client=" '
+	index($0, p) && /TLS connection established/ { t = $0 }
+	index($0, q) { sub(/.*established from [^ ]* /, "", t);
+	    sub(/ with cipher.*/, "", t); print t; exit }' "$RELAY_LOG")" \
+    TLSv1.3
+
+# Implicit TLS, the second user, AUTH LOGIN.
+cat >"$T/msg2" <<EOF
+From: $RELAY_USER2
+To: dave@example.com
+Subject: t-postfix smtps $M
+
+sent over implicit TLS
+EOF
+smtp_open tls "$RELAY_SMTPS"
+check_eq "smtps greeting" "$R_LAST" \
+    "220 relay.test ESMTP Postfix (smarthost test relay)"
+check_eq "smtps: TLS 1.3 negotiated (client side)" "$(tls_version)" TLSv1.3
+cmd "EHLO client.test"
+cmd "AUTH LOGIN"
+cmd "$(b64 "$RELAY_USER2")"
+cmd "$(b64 "$RELAY_PASS2")"
+check_eq "smtps: AUTH LOGIN as $RELAY_USER2" "$R_LAST" \
+    "235 2.7.0 Authentication successful"
+cmd "MAIL FROM:<$RELAY_USER2> RET=HDRS ENVID=env-$M"
+cmd "RCPT TO:<dave@example.com> NOTIFY=FAILURE"
+check_eq "smtps: RCPT relayed" "$R_LAST" "250 2.1.5 Ok"
+send_data "$T/msg2"
+smtp_close
+qid2=$QID
+check "smtps: delivered to the sink within 10 s" wait_sent "$qid2" 1
+f2=$(sink_file "$qid2")
+check_eq "smtps sink: MAIL FROM with DSN parameters passed on" \
+    "$(grep '^X-Mail-Args:' "$f2")" \
+    "X-Mail-Args: <$RELAY_USER2> ENVID=env-$M RET=HDRS"
+check_eq "smtps sink: RCPT with NOTIFY passed on" \
+    "$(grep '^X-Rcpt-Args:' "$f2")" \
+    "X-Rcpt-Args: <dave@example.com> ORCPT=rfc822;dave@example.com NOTIFY=FAILURE"
+{ cat "$T/msg2"; echo; } >"$T/want2"
+sink_body "$f2" >"$T/got2"
+check_file "smtps sink: headers and body" "$T/got2" "$T/want2"
+check_grep "smtps sink: TLSv1.3" "^	(using TLSv1.3 with cipher " "$f2"
+
+# (3) continued: the refused attempts left nothing in the sink, now that
+# later mail has arrived.
+check_eq "refused mail never reached the sink" \
+    "$(grep -rl -e "norelay-$M" -e "norelay-plain-$M" -e "asbob-$M" \
+	"$RELAY_SINK" | wc -l)" 0
+
+# --- CRAM-MD5 and SCRAM-SHA-256 work against the sasldb -----------------
+
+hex2bin() { printf "$(echo "$1" | sed 's/../\\x&/g')"; }
+hmac() {	# HEXKEY [md5]: hex HMAC-SHA256 (or -MD5) of stdin
+	openssl dgst "-${2:-sha256}" -mac HMAC -macopt "hexkey:$1" |
+	    sed 's/^.*= //'
+}
+hexxor() {
+	local a=$1 b=$2 i out=
+	for ((i = 0; i < ${#a}; i += 2)); do
+		out+=$(printf '%02x' $((16#${a:i:2} ^ 16#${b:i:2})))
+	done
+	echo "$out"
+}
+tohex() { od -An -v -tx1 | tr -d ' \n'; }
+
+smtp_open starttls "$RELAY_SUBMISSION"
+cmd "EHLO client.test"
+cmd "AUTH CRAM-MD5"
+chal=$(echo "${R_LAST#334 }" | base64 -d)
+digest=$(printf '%s' "$chal" |
+    hmac "$(printf '%s' "$RELAY_PASS" | tohex)" md5)
+cmd "$(printf '%s %s' "$RELAY_USER" "$digest" | base64 -w0)"
+check_eq "AUTH CRAM-MD5" "$R_LAST" "235 2.7.0 Authentication successful"
+smtp_close
+
+smtp_open starttls "$RELAY_SUBMISSION"
+cmd "EHLO client.test"
+cnonce=$(openssl rand -hex 12)
+first="n=$RELAY_USER,r=$cnonce"
+cmd "AUTH SCRAM-SHA-256 $(printf 'n,,%s' "$first" | base64 -w0)"
+sfirst=$(echo "${R_LAST#334 }" | base64 -d)
+nonce=$(echo "$sfirst" | sed -n 's/^r=\([^,]*\),.*/\1/p')
+salt=$(echo "$sfirst" | sed -n 's/.*,s=\([^,]*\),.*/\1/p')
+iter=$(echo "$sfirst" | sed -n 's/.*,i=\([0-9]*\).*/\1/p')
+salted=$(openssl kdf -keylen 32 -kdfopt digest:SHA256 \
+    -kdfopt "pass:$RELAY_PASS" \
+    -kdfopt "hexsalt:$(echo "$salt" | base64 -d | tohex)" \
+    -kdfopt "iter:$iter" PBKDF2 | tr -d ':' | tr 'A-F' 'a-f')
+ckey=$(printf 'Client Key' | hmac "$salted")
+stored=$(hex2bin "$ckey" | openssl dgst -sha256 | sed 's/^.*= //')
+final="c=biws,r=$nonce"
+authmsg="$first,$sfirst,$final"
+csig=$(printf '%s' "$authmsg" | hmac "$stored")
+proof=$(hex2bin "$(hexxor "$ckey" "$csig")" | base64 -w0)
+skey=$(printf 'Server Key' | hmac "$salted")
+ssig=$(printf '%s' "$authmsg" | hmac "$skey")
+cmd "$(printf '%s,p=%s' "$final" "$proof" | base64 -w0)"
+check_eq "SCRAM-SHA-256: server proves it knows the password" \
+    "$(echo "${R_LAST#334 }" | base64 -d)" \
+    "v=$(hex2bin "$ssig" | base64 -w0)"
+cmd ""
+check_eq "AUTH SCRAM-SHA-256" "$R_LAST" "235 2.7.0 Authentication successful"
+smtp_close
+
+# --- (7) start again: harmless; a changed config is put back -------------
+
+mpid=$(sed -n 1p "$(postconf -c "$RELAY_CONF" -h queue_directory)/pid/master.pid" |
+    tr -d ' ')
+spid=$(cat /var/tmp/smarthost-relay/sink.pid)
+tests/postfix-relay start >"$T/start2" 2>&1
+check_eq "start again: exit 0" "$?" 0
+check_eq "start again: says it runs, no reload" "$(cat "$T/start2")" \
+    "postfix-relay: running: postfix -c $RELAY_CONF (log $RELAY_LOG), sink $RELAY_SINK"
+check_eq "start again: same master" "$(sed -n 1p \
+    "$(postconf -c "$RELAY_CONF" -h queue_directory)/pid/master.pid" |
+    tr -d ' ')" "$mpid"
+check_eq "start again: same sink" "$(cat /var/tmp/smarthost-relay/sink.pid)" \
+    "$spid"
+tests/postfix-relay status >/dev/null 2>&1
+check_eq "status: exit 0 when up" "$?" 0
+
+cp "$RELAY_CONF/main.cf" "$T/main.cf"
+echo "smtpd_banner = edited" >>"$RELAY_CONF/main.cf"
+tests/postfix-relay start >"$T/start3" 2>&1
+check_eq "edited config: start reloads" "$(head -1 "$T/start3")" \
+    "postfix-relay: configuration changed: reloading"
+check_file "edited config: main.cf put back" "$RELAY_CONF/main.cf" \
+    "$T/main.cf"
+smtp_open plain "$RELAY_PLAIN"
+check_eq "after reload: still serving" "$R_LAST" \
+    "220 relay.test ESMTP Postfix (smarthost test relay)"
+smtp_close
