@@ -40,7 +40,7 @@ AOBJS	 = $(SRCS:%.c=$(BA)/%.o)
 ALIBOBJS = $(LIBSRCS:%.c=$(BA)/%.o)
 
 .PHONY: all check check-run demo demo-run install uninstall clean deps \
-	asan mbedtls-version
+	asan mbedtls-version fuzz
 
 all: mbedtls-version smarthost
 
@@ -81,6 +81,28 @@ $(B)/testsrv: tests/testsrv.c | $(B)
 	$(CC) $(ALLCFLAGS) $(ALLLDFLAGS) -o $@ tests/testsrv.c $(PKGLIBS)
 
 TESTBINS = smarthost $(B)/testsrv $(UNITS:%=$(B)/%) asan
+
+# Fuzzing (clang's libFuzzer): each tests/fuzz/fuzz_*.c for FUZZ_TIME
+# seconds, starting from the committed seeds in tests/fuzz/corpus/NAME;
+# what it learns goes to build/fuzz/corpus-NAME.
+FUZZ_CC	 ?= clang
+FUZZ_TIME ?= 30
+FUZZERS	 = $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+$(B)/fuzz/%: tests/fuzz/%.c $(LIBSRCS) smarthost.h
+	@mkdir -p $(B)/fuzz
+	$(FUZZ_CC) -std=c11 -g -O1 -D_GNU_SOURCE -I. $(PKGCFLAGS) \
+	    -fsanitize=fuzzer,address,undefined -o $@ $< $(LIBSRCS) $(PKGLIBS)
+
+fuzz: $(FUZZERS)
+	@for f in $(FUZZERS); do n=$${f##*/}; \
+	  mkdir -p $(B)/fuzz/corpus-$$n tests/fuzz/corpus/$$n; \
+	  echo "== $$n ($(FUZZ_TIME) s)"; \
+	  $$f -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
+	    $(B)/fuzz/corpus-$$n tests/fuzz/corpus/$$n 2>&1 | \
+	    grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss|==[0-9]+==ERROR|SUMMARY)' \
+	    || exit 1; \
+	done
 
 deps:
 	@./scripts/install-deps

@@ -199,12 +199,14 @@ smtp_parse_ehlo(const struct reply *r, struct smtp_caps *caps)
 			caps->size_offered = 1;
 			caps->size = strtoull(arg, NULL, 10);
 		} else if (strcmp(kw, "AUTH") == 0) {
+			/* Several AUTH lines add up; the list is bounded. */
 			len = strlen(caps->auth);
 			for (n = 0; arg + n < eol &&
 			    len + 2 < sizeof(caps->auth); n++)
 				caps->auth[len++] = (char)toupper(
 				    (unsigned char)arg[n]);
-			caps->auth[len++] = ' ';
+			if (len + 1 < sizeof(caps->auth))
+				caps->auth[len++] = ' ';
 			caps->auth[len] = '\0';
 		}
 	}

@@ -165,6 +165,24 @@ test_ehlo(void)
 	CHECK_INT(c.starttls, 0, "ehlo: domain line is not a capability");
 	CHECK_INT(c.pipelining, 0, "ehlo: single line has no capabilities");
 
+	/* Found by fuzz_reply: many AUTH lines overran the list. */
+	{
+		char	 many[4096];
+		size_t	 len = 0;
+		int	 i;
+
+		len += (size_t)snprintf(many, sizeof(many), "250-x\r\n");
+		for (i = 0; i < 40; i++)
+			len += (size_t)snprintf(many + len, sizeof(many) - len,
+			    "250-AUTH PLAIN LOGIN CRAM-MD5\r\n");
+		len += (size_t)snprintf(many + len, sizeof(many) - len,
+		    "250 OK\r\n");
+		feed(many, len, &r, &e);
+		smtp_parse_ehlo(&r, &c);
+		CHECK_INT(strlen(c.auth), sizeof(c.auth) - 1,
+		    "ehlo: many AUTH lines stay within the list's bound");
+	}
+
 	FEED("250-x\r\n250 SIZE\r\n", &r, &e);
 	smtp_parse_ehlo(&r, &c);
 	CHECK_INT(c.size_offered, 1, "ehlo: SIZE without a limit");
