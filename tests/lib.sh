@@ -29,8 +29,8 @@ skip() { echo "skip - $*"; }
 
 # check NAME COMMAND...: ok when COMMAND succeeds.
 check() {
-	name=$1; shift
-	if "$@"; then ok "$name"; else notok "$name"; fi
+	local what=$1; shift
+	if "$@"; then ok "$what"; else notok "$what"; fi
 }
 
 # check_eq NAME GOT WANT
@@ -56,6 +56,7 @@ check_nogrep() {
 
 # free_port: print a TCP port on 127.0.0.1 nobody listens on.
 free_port() {
+	local p
 	while :; do
 		p=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom) % 30000 ))
 		if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
@@ -72,7 +73,7 @@ bg() {
 
 # wait_port PORT: wait up to 5 s for something to listen on PORT.
 wait_port() {
-	i=0
+	local i=0
 	while [ $i -lt 100 ]; do
 		(exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
 		sleep 0.05; i=$((i + 1))
