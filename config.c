@@ -271,9 +271,6 @@ struct files {
 
 enum { CF_SYSTEM = 1, CF_USER = 2 };
 
-static int	 value_norm(const struct ctx *, enum dir, const char *,
-		    char **, const char **);
-
 /*
  * Small helpers.
  */
@@ -297,7 +294,7 @@ trim(char *s)
 }
 
 static char *
-xasprintf_path(const char *a, const char *b, const char *c)
+concat3(const char *a, const char *b, const char *c)
 {
 	size_t	 n = strlen(a) + strlen(b) + strlen(c) + 1;
 	char	*p = xcalloc(1, n);
@@ -463,11 +460,11 @@ xdg_path(const struct ctx *c, const char *var, const char *fallback,
 	char		*base, *p;
 
 	if (v != NULL && *v == '/')
-		return xasprintf_path(v, "/", suffix);
+		return concat3(v, "/", suffix);
 	if (c->home == NULL)
 		return NULL;
-	base = xasprintf_path(c->home, "/", fallback);
-	p = xasprintf_path(base, "/", suffix);
+	base = concat3(c->home, "/", fallback);
+	p = concat3(base, "/", suffix);
 	free(base);
 	return p;
 }
@@ -536,7 +533,7 @@ norm_file(const struct ctx *c, const char *arg, char **out,
 		*why = "~ needs a home directory, and HOME is not set";
 		return -1;
 	}
-	*out = xasprintf_path(c->home, arg + 1, "");
+	*out = concat3(c->home, arg + 1, "");
 	return 0;
 }
 
@@ -1308,9 +1305,10 @@ conf_load(const struct ctx *c, const struct cmdline *cl, struct clist *all,
 	    "smarthost/config")) == NULL)
 		return 0;
 	f->edit = path;
-	if ((rc = conf_file(c, path, CF_USER, all, f, err)) != 1)
-		return rc;
-	path = xasprintf_path(c->home, "/.smarthostrc", "");
+	if ((rc = conf_file(c, path, CF_USER, all, f, err)) != 1 ||
+	    c->home == NULL)
+		return rc == -1 ? -1 : 0;
+	path = concat3(c->home, "/.smarthostrc", "");
 	if ((rc = conf_file(c, path, CF_USER, all, f, err)) == 0) {
 		free(f->edit);
 		f->edit = path;
@@ -1763,7 +1761,7 @@ account_derive(struct account *a, const struct settings *s,
 		a->queue_dir = xdg_path(c, "XDG_STATE_HOME", ".local/state",
 		    "smarthost/queue");
 	if (a->dead_letter == NULL && c->home != NULL)
-		a->dead_letter = xasprintf_path(c->home, "/dead.letter", "");
+		a->dead_letter = concat3(c->home, "/dead.letter", "");
 	if (!is_set(s, D_SYSLOG) && geteuid() == 0 && a->logfile == NULL) {
 		a->syslog = 1;
 		a->syslog_facility = LOG_MAIL;
@@ -2175,7 +2173,7 @@ netrc_read(const char *home, const struct account *a, char **out)
 	size_t		 len = 0;
 	int		 fd;
 
-	path = xasprintf_path(home, "/.netrc", "");
+	path = concat3(home, "/.netrc", "");
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
 		free(path);
 		return 0;
@@ -2225,7 +2223,7 @@ config_password(struct account *a, struct error *err)
 	    getuid() != 0;
 	if ((dir = getenv("CREDENTIALS_DIRECTORY")) != NULL && *dir == '/' &&
 	    !restricted) {
-		path = xasprintf_path(dir, "/smarthost-password", "");
+		path = concat3(dir, "/smarthost-password", "");
 		rc = secret_file(path, &a->password, err);
 		free(path);
 		if (rc != 1)

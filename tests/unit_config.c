@@ -1255,7 +1255,7 @@ test_passwordeval(void)
 	struct account	 a;
 	struct error	 e;
 	struct timespec	 t0, t1;
-	int		 rc;
+	int		 rc, fds[2], saved;
 
 	reset_env();
 	CHECK_STR(password_of("on", "u", "printf 'sec ret\\r\\nsecond\\n'"),
@@ -1271,8 +1271,17 @@ test_passwordeval(void)
 	CHECK_STR(password_of("on", "u", "kill -9 $$"), "error 78: "
 	    "passwordeval command was killed by signal 9",
 	    "passwordeval: killed");
+	/* Our stdin holds the message: the command must not see it. */
+	if (pipe(fds) == -1 || write(fds[1], "leak\n", 5) != 5)
+		perror("pipe");
+	close(fds[1]);
+	saved = dup(0);
+	dup2(fds[0], 0);
+	close(fds[0]);
 	CHECK_STR(password_of("on", "u", "read x; echo got$x"), "got",
 	    "passwordeval: stdin is /dev/null, not the message");
+	dup2(saved, 0);
+	close(saved);
 	CHECK_STR(password_of("on", "u", "head -c 200000 /dev/zero | tr "
 	    "'\\0' a; echo"), "error 78: passwordeval command printed more "
 	    "than 64 KiB without a line end", "passwordeval: bounded read");
