@@ -32,7 +32,7 @@ M=tpf$(date +%s)$$$RANDOM	# marks this run's messages
 
 # --- an SMTP client: plain TCP, or openssl s_client in a coprocess ------
 
-IN= OUT= MODE= SPID=
+IN='' OUT='' MODE='' SPID=''
 smtp_open() {	# MODE(plain|starttls|tls) PORT
 	MODE=$1
 	: >"$T/tls.err"
@@ -47,6 +47,7 @@ smtp_open() {	# MODE(plain|starttls|tls) PORT
 		    -connect "$RELAY_HOST:$2" -CAfile "$CA" \
 		    -verify_return_error -verify_ip "$RELAY_HOST" -brief \
 		    -crlf -quiet -ign_eof 2>"$T/tls.err"; }
+		# shellcheck disable=SC2153 # S_PID is set by coproc
 		IN=${S[0]} OUT=${S[1]} SPID=$S_PID
 		lib_pids="$lib_pids $SPID"
 		;;
@@ -55,6 +56,7 @@ smtp_open() {	# MODE(plain|starttls|tls) PORT
 		    -connect "$RELAY_HOST:$2" -CAfile "$CA" \
 		    -verify_return_error -verify_ip "$RELAY_HOST" -brief \
 		    -crlf -quiet -ign_eof 2>"$T/tls.err"; }
+		# shellcheck disable=SC2153 # S_PID is set by coproc
 		IN=${S[0]} OUT=${S[1]} SPID=$S_PID
 		lib_pids="$lib_pids $SPID"
 		reply
@@ -75,7 +77,7 @@ send() {
 # R_CODE its code ("none" on timeout or close).
 reply() {
 	local line
-	R_ALL= R_LAST= R_CODE=
+	R_ALL='' R_LAST='' R_CODE=''
 	while IFS= read -r -t 10 -u "$IN" line; do
 		line=${line%$'\r'}
 		echo "S: $line" >>"$T/transcript"
@@ -108,9 +110,9 @@ smtp_close() {
 	return 0
 }
 
-b64() { printf "$1" | base64 -w0; }	# printf format: \0 allowed
+b64() { printf '%s' "$1" | base64 -w0; }
 auth_plain() {	# USER PASS
-	cmd "AUTH PLAIN $(b64 "\\0$1\\0$2")"
+	cmd "AUTH PLAIN $(printf '\0%s\0%s' "$1" "$2" | base64 -w0)"
 }
 
 # send_data FILE: DATA, the file dot-stuffed, the final dot; sets QID.
@@ -192,7 +194,10 @@ check_eq "no AUTH: MAIL FROM a foreign sender accepted" "$R_LAST" \
 cmd "RCPT TO:<norelay-$M@example.net>"
 check_eq "no AUTH: relay refused on submission" "$R_LAST" \
     "554 5.7.1 <norelay-$M@example.net>: Relay access denied"
-cmd DATA
+# Refused mail carries the marker "refused-$M"; a relay that let it
+# through would put it into the sink, which is checked further down.
+printf 'Subject: refused-%s\n\nmust not arrive\n' "$M" >"$T/refused"
+send_data "$T/refused"
 check_eq "no AUTH: DATA refused" "$R_LAST" \
     "554 5.5.1 Error: no valid recipients"
 smtp_close
@@ -205,6 +210,9 @@ cmd "MAIL FROM:<mallory@example.org>"
 cmd "RCPT TO:<norelay-plain-$M@example.net>"
 check_eq "plain port: relay refused" "$R_LAST" \
     "554 5.7.1 <norelay-plain-$M@example.net>: Relay access denied"
+send_data "$T/refused"
+check_eq "plain port: DATA refused" "$R_LAST" \
+    "554 5.5.1 Error: no valid recipients"
 smtp_close
 want="NOQUEUE: reject: RCPT from unknown[127.0.0.1]: 554 5.7.1"
 want+=" <norelay-$M@example.net>: Relay access denied;"
@@ -238,6 +246,9 @@ check_eq "$RELAY_USER as $RELAY_USER2: 553" "$R_LAST" \
 cmd "RCPT TO:<asbob-$M@example.net>"
 check_eq "after the 553: RCPT needs MAIL" "$R_LAST" \
     "503 5.5.1 Error: need MAIL command"
+send_data "$T/refused"
+check_eq "after the 553: DATA refused" "$R_LAST" \
+    "503 5.5.1 Error: need RCPT command"
 smtp_close
 
 # --- (1) (2) an authenticated message arrives with envelope and body ----
@@ -338,12 +349,12 @@ check_grep "smtps sink: TLSv1.3" "^	(using TLSv1.3 with cipher " "$f2"
 # (3) continued: the refused attempts left nothing in the sink, now that
 # later mail has arrived.
 check_eq "refused mail never reached the sink" \
-    "$(grep -rl -e "norelay-$M" -e "norelay-plain-$M" -e "asbob-$M" \
-	"$RELAY_SINK" | wc -l)" 0
+    "$(grep -rl -e "refused-$M" -e "norelay-$M" -e "norelay-plain-$M" \
+	-e "asbob-$M" "$RELAY_SINK" | wc -l)" 0
 
 # --- CRAM-MD5 and SCRAM-SHA-256 work against the sasldb -----------------
 
-hex2bin() { printf "$(echo "$1" | sed 's/../\\x&/g')"; }
+hex2bin() { printf '%b' "$(echo "$1" | sed 's/../\\x&/g')"; }
 hmac() {	# HEXKEY [md5]: hex HMAC-SHA256 (or -MD5) of stdin
 	openssl dgst "-${2:-sha256}" -mac HMAC -macopt "hexkey:$1" |
 	    sed 's/^.*= //'
