@@ -28,12 +28,22 @@ conf() {	# FILE PORT STARTTLS [lines...]
 	chmod 600 "$f"
 }
 
-# sink_wait TAG: the sink file holding the X-Test-Id TAG, within 20 s.
+# sink_wait TAG: the sink file holding the X-Test-Id TAG, within 30 s,
+# once Postfix has logged it as sent (so the sink has all of it).
 sink_wait() {
-	for _ in $(seq 200); do
+	local f qid
+	for _ in $(seq 300); do
 		f=$(grep -l "^X-Test-Id: $1\$" "$RELAY_SINK"/* 2>/dev/null |
 		    head -1)
-		[ -n "$f" ] && { echo "$f"; return 0; }
+		if [ -n "$f" ]; then
+			qid=$(sed -n 's/.* with ESMTPSA id \([0-9A-Za-z]*\)$/\1/p' \
+			    "$f" | head -1)
+			if [ -n "$qid" ] &&
+			    grep -q "$qid: to=.*status=sent" "$RELAY_LOG"; then
+				echo "$f"
+				return 0
+			fi
+		fi
 		sleep 0.1
 	done
 	return 1
