@@ -197,6 +197,46 @@ int	 message_read(int, const struct cmdline *, const struct account *,
 void	 message_free(struct message *);
 
 /*
+ * The queue (queue.c): one immutable file QUEUE_DIR/ID per message (the
+ * data, then an envelope trailer) and QUEUE_DIR/ID.status (attempts,
+ * last error).  Spool with queue_spool, then queue_commit before the
+ * first byte goes out; then queue_done (delivered, or kept in
+ * dead.letter) or queue_defer (try later).  A message being sent is
+ * flock'ed.  q->fd is m->fd: message_free closes it and drops the lock;
+ * m->dsn_envid of a queue_open'ed message points into q.
+ */
+#define QUEUE_ID_LEN	28	/* 20261127T231500-0123456789ab */
+
+struct qentry {
+	char	 id[QUEUE_ID_LEN + 1];
+	char	*dir;		/* queue directory */
+	char	*path;		/* dir/id, for messages */
+	int	 fd;		/* the entry, locked; the same as m->fd */
+	char	*account;	/* name of the account it was queued for */
+	time_t	 created;	/* when it was queued */
+	time_t	 first, last;	/* failed attempts; 0 = none yet */
+	unsigned attempts;	/* failed attempts so far */
+	char	 error[1024];	/* the last one, one line, or "" */
+	char	*dsn_envid;	/* owned here */
+};
+
+int	 queue_spool(const struct account *, int *, struct error *);
+int	 queue_commit(const struct account *, struct message *,
+	    struct qentry *, struct error *);
+int	 queue_defer(struct qentry *, const struct error *, struct error *);
+int	 queue_done(struct qentry *);
+int	 queue_dead_letter(const struct account *, const struct message *,
+	    const struct error *, struct error *);
+int	 queue_scan(const char *, char ***, size_t *, struct error *);
+void	 queue_ids_free(char **, size_t);
+int	 queue_open(const char *, const char *, struct qentry *,
+	    struct message *, struct error *);	/* 1 = busy or gone */
+int	 queue_expired(const struct account *, const struct qentry *);
+void	 queue_list(FILE *, const char *, int);
+void	 queue_list_at(FILE *, const char *, int, time_t);
+void	 qentry_free(struct qentry *);
+
+/*
  * The connection (net.c): a socket with buffered, deadline-bound I/O,
  * optionally upgraded to TLS by tls.c.
  */

@@ -1,0 +1,1355 @@
+/*
+ * The queue: messages kept for a later try, dead.letter for the ones the
+ * relay refused for good, and the mailq listing.
+ *
+ * A queue entry is one immutable file DIR/ID: the message data exactly
+ * as spooled (m->size octets), then an envelope trailer of text lines
+ * ending in a fixed-size line that gives the data size, so a reader
+ * starts from the end.  DIR/ID.status (attempts, times, last error) is
+ * replaced atomically after each failed attempt.  The spool file is
+ * created in the queue directory itself (O_TMPFILE), so committing is
+ * one linkat(2): a kill at any moment leaves the message either in the
+ * queue or not yet accepted from the caller, never half written.  A
+ * message being sent is flock'ed, so two runs never send it twice.
+ *
+ * Where O_TMPFILE is missing, queue_spool creates DIR/.tmp-INODE (the
+ * file's own inode number in hex), so queue_commit finds the name again
+ * from the descriptor alone, with no table of open files.
+ */
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "smarthost.h"
+
+#define TRAILER_MAGIC	"X-Smarthost-Envelope: 1\n"
+#define LASTLINE_FMT	"smarthost-queue-v1 size=%020lld\n"
+#define LASTLINE_LEN	45		/* strlen of LASTLINE_FMT, printed */
+#define TRAILER_MAX	(RCPT_MAX * (ADDR_MAX + 8) + 4096)
+#define STATUS_MAX	4096		/* bytes of one ID.status file */
+#define ERROR_TEXT_MAX	900		/* a reason kept in status, mbox */
+#define NAME_MAX_LEN	255		/* account name */
+#define ENVID_MAX_LEN	100		/* RFC 3461 ENVID */
+#define ATTEMPTS_MAX	1000000
+#define SCAN_MAX	100000		/* entries one run looks at */
+#define LINK_TRIES	16		/* fresh IDs tried on a clash */
+#define LOCK_WAIT_MS	10000		/* dead.letter held by another */
+#define TMP_PREFIX	".tmp-"
+#define STATUS_SUFFIX	".status"
+#define COPY_BUF	65536
+
+static int	 dir_open(const char *, int, int *, struct error *);
+static void	 mkdir_parents(const char *);
+static int	 dir_check(int, const char *, struct error *);
+static int	 spool_create(int, const char *, struct error *);
+static int	 spool_linkable(int, int);
+static int	 spool_copy(int, const char *, struct message *,
+		    struct error *);
+static int	 trailer_write(const struct account *, const struct message *,
+		    time_t, struct error *);
+static int	 value_ok(const char *, size_t, int);
+static const char *dsn_notify_value(const char *);
+static const char *dsn_return_value(const char *);
+static void	 queue_id(char *, size_t);
+static int	 entry_link(int, int, const char *, char *, struct error *);
+static void	 reason_line(char *, size_t, const struct error *);
+static int	 status_write(int, struct qentry *, struct error *);
+static int	 dead_letter_lock(int);
+static int	 dead_letter_write(FILE *, const struct message *,
+		    const struct error *, time_t);
+struct mbox;
+static void	 mbox_flush_prefix(struct mbox *, int);
+static void	 mbox_quote(struct mbox *, int);
+static void	 mbox_byte(struct mbox *, int);
+static int	 mbox_body(FILE *, const struct message *);
+static int	 scan_fd(int, const char *, char ***, size_t *,
+		    struct error *);
+static int	 scan_ours(int, const char *);
+static int	 scan_compare(const void *, const void *);
+static int	 id_valid(const char *);
+static int	 entry_read(int, const char *, const char *, int,
+		    struct qentry *, struct message *, const char **);
+static int	 trailer_read(int, off_t, struct qentry *, struct message *,
+		    const char **);
+static int	 trailer_parse(char *, struct qentry *, struct message *,
+		    const char **);
+static char	*line_take(char **, const char *);
+static int	 number_parse(const char *, long long, long long *);
+static int	 status_read(int, const char *, struct qentry *,
+		    const char **);
+static void	 message_clear(struct message *);
+static void	 list_entry(FILE *, int, int, const char *, const char *,
+		    time_t, long long *, size_t *);
+static void	 list_line(FILE *, int, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
+static void	 age_string(char *, size_t, time_t);
+
+/*
+ * The spool file for a new message, in the queue directory so that
+ * queue_commit can link it there without copying a byte.
+ */
+int
+queue_spool(const struct account *a, int *fd, struct error *e)
+{
+	int	 dfd;
+
+	if (dir_open(a->queue_dir, 1, &dfd, e) != 0)
+		return -1;
+	*fd = spool_create(dfd, a->queue_dir, e);
+	close(dfd);
+	return *fd == -1 ? -1 : 0;
+}
+
+/*
+ * Open the queue directory, never through a symbolic link, and only if
+ * it is ours and nobody else can write to it: whoever can put a file
+ * there can make us send mail with our credentials.  Returns 0, -1 on
+ * error, 1 when it does not exist and create is 0.
+ */
+static int
+dir_open(const char *path, int create, int *dfd, struct error *e)
+{
+	char		 buf[PATH_MAX];
+	size_t		 len;
+	struct stat	 st;
+
+	if (path == NULL || path[0] == '\0')
+		return error_set(e, EX_CONFIG, "no queue directory is set: "
+		    "set queue_dir");
+	len = strlen(path);
+	if (len >= sizeof(buf))
+		return error_set(e, EX_CONFIG, "queue directory name is "
+		    "too long: %.64s...", path);
+	memcpy(buf, path, len + 1);
+	/* "link/" would follow the link even with O_NOFOLLOW. */
+	while (len > 1 && buf[len - 1] == '/')
+		buf[--len] = '\0';
+	if (create)
+		mkdir_parents(buf);
+	if (lstat(buf, &st) == 0 && S_ISLNK(st.st_mode))
+		return error_set(e, EX_CONFIG, "queue directory %s is a "
+		    "symbolic link, which is never followed: set queue_dir "
+		    "to the real directory", buf);
+	*dfd = open(buf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (*dfd == -1 && errno == ENOENT && !create)
+		return 1;
+	if (*dfd == -1 && (errno == ENOTDIR || errno == ELOOP))
+		return error_set(e, EX_CONFIG, "queue directory %s is not a "
+		    "directory: move it away or set queue_dir", buf);
+	if (*dfd == -1)
+		return error_set(e, EX_IOERR, "cannot open queue directory "
+		    "%s: %s: create it (mode 0700) or set queue_dir", buf,
+		    strerror(errno));
+	if (dir_check(*dfd, buf, e) == -1) {
+		close(*dfd);
+		return -1;
+	}
+	return 0;
+}
+
+/* mkdir -p; failures show up when the directory is opened. */
+static void
+mkdir_parents(const char *path)
+{
+	char	 buf[PATH_MAX];
+	size_t	 i;
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (i = 1; buf[i] != '\0'; i++) {
+		if (buf[i] != '/')
+			continue;
+		buf[i] = '\0';
+		(void)mkdir(buf, 0700);
+		buf[i] = '/';
+	}
+	(void)mkdir(buf, 0700);
+}
+
+static int
+dir_check(int dfd, const char *path, struct error *e)
+{
+	struct stat	 st;
+
+	if (fstat(dfd, &st) == -1)
+		return error_set(e, EX_IOERR, "cannot stat queue directory "
+		    "%s: %s", path, strerror(errno));
+	if (st.st_uid != geteuid())
+		return error_set(e, EX_CONFIG, "queue directory %s belongs "
+		    "to uid %lu, not to you (uid %lu): chown it or set "
+		    "queue_dir to a directory of your own", path,
+		    (unsigned long)st.st_uid, (unsigned long)geteuid());
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+		return error_set(e, EX_CONFIG, "queue directory %s can be "
+		    "written by others (mode %03o): run chmod go-w %s", path,
+		    (unsigned)(st.st_mode & 0777), path);
+	return 0;
+}
+
+/*
+ * An unlinked file in the queue directory, or, where the file system
+ * has no O_TMPFILE, the file .tmp-INODE there.
+ */
+static int
+spool_create(int dfd, const char *dir, struct error *e)
+{
+	char		 tmp[64], name[64];
+	unsigned	 r;
+	struct stat	 st;
+	int		 fd;
+
+	fd = openat(dfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd != -1)
+		return fd;
+	if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		r = (unsigned)getpid() ^ (unsigned)time(NULL);
+	snprintf(tmp, sizeof(tmp), TMP_PREFIX "new-%08x", r);
+	fd = openat(dfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, 0600);
+	if (fd == -1)
+		return error_set(e, EX_IOERR, "cannot create a spool file in "
+		    "queue directory %s: %s: free space there or fix its "
+		    "permissions", dir, strerror(errno));
+	if (fstat(fd, &st) == -1)
+		goto fail;
+	snprintf(name, sizeof(name), TMP_PREFIX "%llx",
+	    (unsigned long long)st.st_ino);
+	if (renameat(dfd, tmp, dfd, name) == -1)
+		goto fail;
+	return fd;
+fail:
+	error_set(e, EX_IOERR, "cannot create a spool file in queue "
+	    "directory %s: %s", dir, strerror(errno));
+	(void)unlinkat(dfd, tmp, 0);
+	close(fd);
+	return -1;
+}
+
+/*
+ * Put the spooled message into the queue: trailer appended, the file
+ * locked (we are about to send it), then linked under a fresh ID.  No
+ * fsync: a killed process leaves its writes in the page cache, and
+ * queue_defer syncs when the message really has to wait.
+ */
+int
+queue_commit(const struct account *a, struct message *m, struct qentry *q,
+    struct error *e)
+{
+	struct timespec	 now;
+	int		 dfd, rc, copied = 0;
+
+	memset(q, 0, sizeof(*q));
+	q->fd = -1;
+	if (a->name == NULL || !value_ok(a->name, NAME_MAX_LEN, 0))
+		return error_set(e, EX_SOFTWARE, "cannot queue the message: "
+		    "the account name is empty or has control characters");
+	if (dir_open(a->queue_dir, 1, &dfd, e) != 0)
+		return -1;
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (spool_linkable(dfd, m->fd) == -1) {
+		if (spool_copy(dfd, a->queue_dir, m, e) == -1)
+			goto fail;
+		copied = 1;
+	}
+	for (;;) {
+		if (trailer_write(a, m, now.tv_sec, e) == -1)
+			goto fail;
+		if (flock(m->fd, LOCK_EX | LOCK_NB) == -1) {
+			error_set(e, EX_IOERR, "cannot lock the spool file in "
+			    "%s: %s", a->queue_dir, strerror(errno));
+			goto fail;
+		}
+		if ((rc = entry_link(dfd, m->fd, a->queue_dir, q->id, e)) == 0)
+			break;
+		/* An unlinked file that was not O_TMPFILE: copy it once. */
+		if (rc == -1 || copied++ ||
+		    spool_copy(dfd, a->queue_dir, m, e) == -1)
+			goto fail;
+	}
+	close(dfd);
+	q->dir = xstrdup(a->queue_dir);
+	if (asprintf(&q->path, "%s/%s", a->queue_dir, q->id) == -1)
+		q->path = xstrdup(q->id);
+	q->fd = m->fd;
+	q->account = xstrdup(a->name);
+	q->created = now.tv_sec;
+	return 0;
+fail:
+	close(dfd);
+	return -1;
+}
+
+/*
+ * Whether fd can be linked into the directory: an unlinked file on the
+ * same file system, or our own .tmp-INODE there.
+ */
+static int
+spool_linkable(int dfd, int fd)
+{
+	struct stat	 fst, dst, tst;
+	char		 name[64];
+
+	if (fstat(fd, &fst) == -1 || fstat(dfd, &dst) == -1)
+		return -1;
+	if (!S_ISREG(fst.st_mode) || fst.st_dev != dst.st_dev)
+		return -1;
+	if (fst.st_nlink == 0)
+		return 0;
+	snprintf(name, sizeof(name), TMP_PREFIX "%llx",
+	    (unsigned long long)fst.st_ino);
+	if (fstatat(dfd, name, &tst, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    tst.st_dev != fst.st_dev || tst.st_ino != fst.st_ino)
+		return -1;
+	return 0;
+}
+
+/*
+ * The spool file is elsewhere (another file system, say TMPDIR): copy
+ * the data into a new spool file and put that under the caller's
+ * descriptor number, so m->fd stays valid.
+ */
+static int
+spool_copy(int dfd, const char *dir, struct message *m, struct error *e)
+{
+	char	*buf;
+	off_t	 off = 0;
+	ssize_t	 n;
+	int	 fd;
+
+	if ((fd = spool_create(dfd, dir, e)) == -1)
+		return -1;
+	buf = xcalloc(1, COPY_BUF);
+	while (off < m->size) {
+		n = pread(m->fd, buf, (size_t)(m->size - off < COPY_BUF ?
+		    m->size - off : COPY_BUF), off);
+		if (n <= 0 || write(fd, buf, (size_t)n) != n) {
+			error_set(e, EX_IOERR, "cannot copy the message into "
+			    "queue directory %s: %s", dir, n == 0 ?
+			    "spool file too short" : strerror(errno));
+			goto fail;
+		}
+		off += n;
+	}
+	if (dup2(fd, m->fd) == -1) {
+		error_set(e, EX_OSERR, "dup2: %s", strerror(errno));
+		goto fail;
+	}
+	free(buf);
+	close(fd);
+	return 0;
+fail:
+	free(buf);
+	close(fd);
+	return -1;
+}
+
+/* The envelope after the data; every value checked so it reads back. */
+static int
+trailer_write(const struct account *a, const struct message *m, time_t now,
+    struct error *e)
+{
+	char	*buf = NULL;
+	size_t	 len = 0, i;
+	FILE	*fp;
+	int	 bad;
+
+	bad = m->size < 0 || m->sender == NULL || m->nrcpts == 0 ||
+	    m->nrcpts > RCPT_MAX || !value_ok(m->sender, ADDR_MAX, 1) ||
+	    (m->dsn_notify && !dsn_notify_value(m->dsn_notify)) ||
+	    (m->dsn_return && !dsn_return_value(m->dsn_return)) ||
+	    (m->dsn_envid && !value_ok(m->dsn_envid, ENVID_MAX_LEN, 0));
+	for (i = 0; !bad && i < m->nrcpts; i++)
+		bad = !value_ok(m->rcpts[i], ADDR_MAX, 0);
+	if (bad)
+		return error_set(e, EX_SOFTWARE, "cannot queue the message: "
+		    "its envelope has an empty, overlong or unprintable value");
+	if ((fp = open_memstream(&buf, &len)) == NULL)
+		return error_set(e, EX_OSERR, "open_memstream: %s",
+		    strerror(errno));
+	fprintf(fp, TRAILER_MAGIC "account %s\nsender %s\n", a->name,
+	    m->sender);
+	for (i = 0; i < m->nrcpts; i++)
+		fprintf(fp, "rcpt %s\n", m->rcpts[i]);
+	if (m->dsn_notify)
+		fprintf(fp, "dsn-notify %s\n", m->dsn_notify);
+	if (m->dsn_return)
+		fprintf(fp, "dsn-return %s\n", m->dsn_return);
+	if (m->dsn_envid)
+		fprintf(fp, "dsn-envid %s\n", m->dsn_envid);
+	fprintf(fp, "eightbit %d\nsmtputf8 %d\nnul %d\ncreated %lld\n"
+	    LASTLINE_FMT, m->eightbit != 0, m->smtputf8 != 0,
+	    m->has_nul != 0, (long long)now, (long long)m->size);
+	if (fclose(fp) != 0) {
+		free(buf);
+		return error_set(e, EX_OSERR, "out of memory");
+	}
+	if (ftruncate(m->fd, m->size) == -1 ||
+	    pwrite(m->fd, buf, len, m->size) != (ssize_t)len) {
+		error_set(e, EX_IOERR, "cannot write the queue file: %s: "
+		    "free space in the queue directory", strerror(errno));
+		free(buf);
+		return -1;
+	}
+	free(buf);
+	return 0;
+}
+
+/* Bounded, no control characters; empty only where allowed. */
+static int
+value_ok(const char *s, size_t max, int empty_ok)
+{
+	size_t	 i;
+
+	for (i = 0; s[i] != '\0'; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f || i >= max)
+			return 0;
+	return i > 0 || empty_ok;
+}
+
+/* The canonical DSN values, as static strings m->dsn_* can point to. */
+static const char *
+dsn_notify_value(const char *v)
+{
+	static const char *const ok[] = { "NEVER", "SUCCESS", "DELAY",
+	    "SUCCESS,DELAY", "FAILURE", "SUCCESS,FAILURE", "DELAY,FAILURE",
+	    "SUCCESS,DELAY,FAILURE" };
+	size_t	 i;
+
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (strcmp(v, ok[i]) == 0)
+			return ok[i];
+	return NULL;
+}
+
+static const char *
+dsn_return_value(const char *v)
+{
+	if (strcmp(v, "FULL") == 0)
+		return "FULL";
+	if (strcmp(v, "HDRS") == 0)
+		return "HDRS";
+	return NULL;
+}
+
+/*
+ * 20261127T231500-0a1b2c3d4e5f: UTC time, then the microseconds in five
+ * hex digits and 28 random bits, so IDs sort by creation.
+ */
+static void
+queue_id(char *buf, size_t size)
+{
+	struct timespec	 ts;
+	struct tm	 tm;
+	char		 stamp[16];
+	unsigned	 r;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	if (strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%S", &tm) == 0)
+		memcpy(stamp, "99991231T235959", sizeof(stamp));
+	if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		r = (unsigned)getpid() * 2654435761u ^ (unsigned)ts.tv_nsec;
+	snprintf(buf, size, "%.15s-%05x%07x", stamp,
+	    (unsigned)(ts.tv_nsec / 1000) & 0xfffffu, r & 0xfffffffu);
+}
+
+/*
+ * Give the file its name in the queue; a clash just means a new ID.
+ * Returns -2 when this file cannot be linked at all (an unlinked file
+ * that was not made with O_TMPFILE, or one on another file system).
+ */
+static int
+entry_link(int dfd, int fd, const char *dir, char *id, struct error *e)
+{
+	char		 proc[64], tmp[64];
+	struct stat	 st;
+	int		 i, rc;
+
+	if (fstat(fd, &st) == -1)
+		return error_set(e, EX_IOERR, "fstat: %s", strerror(errno));
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	snprintf(tmp, sizeof(tmp), TMP_PREFIX "%llx",
+	    (unsigned long long)st.st_ino);
+	for (i = 0; i < LINK_TRIES; i++) {
+		queue_id(id, QUEUE_ID_LEN + 1);
+		if (st.st_nlink != 0)
+			rc = linkat(dfd, tmp, dfd, id, 0);
+		else if ((rc = linkat(AT_FDCWD, proc, dfd, id,
+		    AT_SYMLINK_FOLLOW)) == -1 && errno == ENOENT)
+			rc = linkat(fd, "", dfd, id, AT_EMPTY_PATH);
+		if (rc == 0)
+			break;
+		if (errno == EEXIST)
+			continue;
+		rc = errno == ENOENT || errno == EXDEV || errno == EPERM ?
+		    -2 : -1;
+		error_set(e, EX_IOERR, "cannot link the message into queue "
+		    "directory %s: %s", dir, strerror(errno));
+		return rc;
+	}
+	if (i == LINK_TRIES)
+		return error_set(e, EX_IOERR, "cannot find a free queue id "
+		    "in %s", dir);
+	if (st.st_nlink != 0)
+		(void)unlinkat(dfd, tmp, 0);
+	return 0;
+}
+
+/*
+ * The message has to wait: make the data durable, then count the
+ * attempt in ID.status.
+ */
+int
+queue_defer(struct qentry *q, const struct error *why, struct error *e)
+{
+	time_t	 now = time(NULL);
+	int	 dfd, rc;
+
+	if (fsync(q->fd) == -1)
+		return error_set(e, EX_IOERR, "cannot sync queue file %s: %s",
+		    q->path, strerror(errno));
+	if ((rc = dir_open(q->dir, 0, &dfd, e)) != 0)
+		return rc == -1 ? -1 : error_set(e, EX_IOERR, "queue "
+		    "directory %s vanished: the message is lost", q->dir);
+	if (q->attempts < ATTEMPTS_MAX)
+		q->attempts++;
+	if (q->first == 0)
+		q->first = now;
+	q->last = now;
+	reason_line(q->error, sizeof(q->error), why);
+	rc = status_write(dfd, q, e);
+	close(dfd);
+	return rc;
+}
+
+/* One line: the message, then the relay's reply unless already in it. */
+static void
+reason_line(char *buf, size_t size, const struct error *why)
+{
+	char	 text[2200];
+	size_t	 i;
+
+	if (why == NULL || (why->msg[0] == '\0' && why->reply[0] == '\0')) {
+		snprintf(buf, size, "unknown");
+		return;
+	}
+	if (why->reply[0] != '\0' && strstr(why->msg, why->reply) == NULL)
+		snprintf(text, sizeof(text), "%s%s(relay said: %s)", why->msg,
+		    why->msg[0] != '\0' ? " " : "", why->reply);
+	else
+		snprintf(text, sizeof(text), "%s", why->msg);
+	for (i = 0; text[i] != '\0'; i++)
+		if ((unsigned char)text[i] < 0x20 || text[i] == 0x7f)
+			text[i] = ' ';
+	if (size > ERROR_TEXT_MAX + 1)
+		size = ERROR_TEXT_MAX + 1;
+	i = strnlen(text, size - 1);
+	memcpy(buf, text, i);
+	buf[i] = '\0';
+}
+
+/* Written aside, synced, renamed over the old one, directory synced. */
+static int
+status_write(int dfd, struct qentry *q, struct error *e)
+{
+	char	 tmp[64], name[64], buf[STATUS_MAX];
+	int	 fd, len;
+
+	snprintf(tmp, sizeof(tmp), TMP_PREFIX "%s" STATUS_SUFFIX, q->id);
+	snprintf(name, sizeof(name), "%s" STATUS_SUFFIX, q->id);
+	len = snprintf(buf, sizeof(buf), "attempts %u\nfirst %lld\n"
+	    "last %lld\nerror %s\n", q->attempts, (long long)q->first,
+	    (long long)q->last, q->error);
+	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+	    O_CLOEXEC, 0600);
+	if (fd == -1 || write(fd, buf, (size_t)len) != len ||
+	    fsync(fd) == -1 || renameat(dfd, tmp, dfd, name) == -1 ||
+	    fsync(dfd) == -1) {
+		error_set(e, EX_IOERR, "cannot write %s%s: %s", q->path,
+		    STATUS_SUFFIX, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		(void)unlinkat(dfd, tmp, 0);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/*
+ * Delivered or moved to dead.letter: the entry goes, the status after
+ * it (a status without its entry is harmless).  The lock stays until
+ * the descriptor is closed.
+ */
+int
+queue_done(struct qentry *q)
+{
+	char	 name[64];
+	int	 dfd;
+
+	if (q->dir == NULL)
+		return -1;
+	dfd = open(q->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd == -1 || unlinkat(dfd, q->id, 0) == -1) {
+		log_warn("cannot remove delivered message %s from the queue: "
+		    "%s: remove it by hand, or it will be sent again",
+		    q->path, strerror(errno));
+		if (dfd != -1)
+			close(dfd);
+		return -1;
+	}
+	snprintf(name, sizeof(name), "%s" STATUS_SUFFIX, q->id);
+	if (unlinkat(dfd, name, 0) == -1 && errno != ENOENT)
+		log_warn("cannot remove %s%s: %s", q->path, STATUS_SUFFIX,
+		    strerror(errno));
+	(void)fsync(dfd);
+	close(dfd);
+	return 0;
+}
+
+/*
+ * A message the relay refused for good, kept where the user looks: an
+ * mbox entry (mboxrd quoting) whose first header says why.
+ */
+int
+queue_dead_letter(const struct account *a, const struct message *m,
+    const struct error *why, struct error *e)
+{
+	struct stat	 st;
+	FILE		*fp;
+	int		 fd, rc;
+
+	if (a->dead_letter == NULL)
+		return error_set(e, EX_IOERR, "the message cannot be kept: "
+		    "no dead_letter file is set (no home directory?): set "
+		    "dead_letter");
+	fd = open(a->dead_letter, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW |
+	    O_NONBLOCK | O_CLOEXEC, 0600);
+	if (fd == -1)
+		return error_set(e, EX_IOERR, "cannot write dead.letter file "
+		    "%s: %s: fix it or set dead_letter", a->dead_letter,
+		    errno == ELOOP ? "it is a symbolic link, which is never "
+		    "followed" : strerror(errno));
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return error_set(e, EX_IOERR, "cannot write dead.letter file "
+		    "%s: it is not a regular file: set dead_letter",
+		    a->dead_letter);
+	}
+	if (dead_letter_lock(fd) == -1) {
+		close(fd);
+		return error_set(e, EX_IOERR, "cannot write dead.letter file "
+		    "%s: another process holds its lock: try again later",
+		    a->dead_letter);
+	}
+	if (fstat(fd, &st) == -1 || (fp = fdopen(fd, "a")) == NULL) {
+		close(fd);
+		return error_set(e, EX_IOERR, "cannot write dead.letter file "
+		    "%s: %s", a->dead_letter, strerror(errno));
+	}
+	rc = dead_letter_write(fp, m, why, time(NULL));
+	if (fflush(fp) == EOF || rc == -1 || fsync(fd) == -1) {
+		/* No half message in the mbox: cut back to where we began. */
+		error_set(e, EX_IOERR, "cannot write dead.letter file %s: %s: "
+		    "free space there or set dead_letter", a->dead_letter,
+		    strerror(errno != 0 ? errno : EIO));
+		if (ftruncate(fd, st.st_size) == -1)
+			log_warn("%s may end in a partial message",
+			    a->dead_letter);
+		fclose(fp);
+		return -1;
+	}
+	fclose(fp);
+	return 0;
+}
+
+/* Bounded wait: a mail reader may hold the mbox a moment. */
+static int
+dead_letter_lock(int fd)
+{
+	int	 waited;
+
+	for (waited = 0; waited < LOCK_WAIT_MS; waited += 10) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			return -1;
+		usleep(10000);
+	}
+	return -1;
+}
+
+static int
+dead_letter_write(FILE *fp, const struct message *m, const struct error *why,
+    time_t now)
+{
+	char		 date[64], reason[ERROR_TEXT_MAX + 1];
+	struct tm	 tm;
+
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a %b %e %H:%M:%S %Y", &tm);
+	reason_line(reason, sizeof(reason), why);
+	fprintf(fp, "From %s %s\nX-Smarthost-Error: %s\n",
+	    m->sender != NULL && m->sender[0] != '\0' ? m->sender :
+	    "MAILER-DAEMON", date, reason);
+	return mbox_body(fp, m);
+}
+
+/*
+ * The data with CRLF made LF and mboxrd quoting: a line matching
+ * ">*From " gets one more '>', so a reader can undo it exactly.
+ */
+struct mbox {
+	FILE	*fp;
+	int	 cr;		/* a CR waits for the next byte */
+	int	 bol;		/* at the start of a line */
+	size_t	 gt;		/* '>' seen at the start of this line */
+	size_t	 from;		/* octets of "From " matched after them */
+	int	 last;		/* last octet written */
+};
+
+static void
+mbox_flush_prefix(struct mbox *x, int quote)
+{
+	size_t	 i;
+
+	if (quote)
+		putc('>', x->fp);
+	for (i = 0; i < x->gt; i++)
+		putc('>', x->fp);
+	fwrite("From ", 1, x->from, x->fp);
+	if (x->gt + x->from > 0)
+		x->last = x->from > 0 ? "From "[x->from - 1] : '>';
+	x->gt = x->from = 0;
+	x->bol = 0;
+}
+
+static void
+mbox_quote(struct mbox *x, int c)
+{
+	if (x->bol) {
+		if (c == '>' && x->from == 0) {
+			x->gt++;
+			return;
+		}
+		if (c == "From "[x->from]) {
+			if (++x->from == 5)
+				mbox_flush_prefix(x, 1);
+			return;
+		}
+		mbox_flush_prefix(x, 0);
+	}
+	putc(c, x->fp);
+	x->last = c;
+	x->bol = c == '\n';
+}
+
+static void
+mbox_byte(struct mbox *x, int c)
+{
+	if (x->cr) {
+		x->cr = 0;
+		if (c == '\n') {
+			mbox_quote(x, '\n');
+			return;
+		}
+		mbox_quote(x, '\r');
+	}
+	if (c == '\r')
+		x->cr = 1;
+	else
+		mbox_quote(x, c);
+}
+
+static int
+mbox_body(FILE *fp, const struct message *m)
+{
+	struct mbox	 x = { fp, 0, 1, 0, 0, '\n' };
+	unsigned char	*buf;
+	off_t		 off = 0;
+	ssize_t		 n, i;
+
+	buf = xcalloc(1, COPY_BUF);
+	while (off < m->size) {
+		n = pread(m->fd, buf, (size_t)(m->size - off < COPY_BUF ?
+		    m->size - off : COPY_BUF), off);
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			free(buf);
+			return -1;
+		}
+		for (i = 0; i < n; i++)
+			mbox_byte(&x, buf[i]);
+		off += n;
+	}
+	free(buf);
+	if (x.cr)
+		mbox_quote(&x, '\r');
+	if (x.bol)
+		mbox_flush_prefix(&x, 0);
+	if (x.last != '\n')
+		putc('\n', fp);
+	putc('\n', fp);
+	return ferror(fp) ? -1 : 0;
+}
+
+/* The entries, oldest first; anything else is left where it is. */
+int
+queue_scan(const char *dir, char ***ids, size_t *n, struct error *e)
+{
+	int	 dfd, rc;
+
+	*ids = NULL;
+	*n = 0;
+	if ((rc = dir_open(dir, 0, &dfd, e)) != 0)
+		return rc == 1 ? 0 : -1;
+	return scan_fd(dfd, dir, ids, n, e);
+}
+
+static int
+scan_fd(int dfd, const char *dir, char ***ids, size_t *n, struct error *e)
+{
+	DIR		*d;
+	struct dirent	*de;
+	char		 first[64] = "";
+	size_t		 foreign = 0, more = 0;
+
+	if ((d = fdopendir(dfd)) == NULL) {
+		close(dfd);
+		return error_set(e, EX_IOERR, "cannot read queue directory "
+		    "%s: %s", dir, strerror(errno));
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (id_valid(de->d_name) && *n == SCAN_MAX)
+			more++;
+		else if (id_valid(de->d_name)) {
+			*ids = xreallocarray(*ids, *n + 1, sizeof(**ids));
+			(*ids)[(*n)++] = xstrdup(de->d_name);
+		} else if (!scan_ours(dirfd(d), de->d_name) && foreign++ == 0)
+			sanitize(first, sizeof(first), de->d_name);
+	}
+	closedir(d);
+	if (more > 0)
+		log_warn("queue directory %s: %zu entries beyond the first "
+		    "%d wait for a later run", dir, more, SCAN_MAX);
+	if (foreign > 0)
+		log_warn("queue directory %s holds %zu file%s that %s not "
+		    "queue entries (such as %s); left alone", dir, foreign,
+		    foreign == 1 ? "" : "s", foreign == 1 ? "is" : "are",
+		    first);
+	if (*n > 0)
+		qsort(*ids, *n, sizeof(**ids), scan_compare);
+	return 0;
+}
+
+/*
+ * ".", "..", our temporary files and status files.  A status file whose
+ * entry is gone (a crash inside queue_done) is removed.
+ */
+static int
+scan_ours(int dfd, const char *name)
+{
+	char	 id[QUEUE_ID_LEN + 1];
+	size_t	 len = strlen(name);
+
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
+	    strncmp(name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0)
+		return 1;
+	if (len != QUEUE_ID_LEN + strlen(STATUS_SUFFIX) ||
+	    strcmp(name + QUEUE_ID_LEN, STATUS_SUFFIX) != 0)
+		return 0;
+	memcpy(id, name, QUEUE_ID_LEN);
+	id[QUEUE_ID_LEN] = '\0';
+	if (!id_valid(id))
+		return 0;
+	if (faccessat(dfd, id, F_OK, AT_SYMLINK_NOFOLLOW) == -1 &&
+	    errno == ENOENT)
+		(void)unlinkat(dfd, name, 0);
+	return 1;
+}
+
+static int
+scan_compare(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* YYYYMMDDTHHMMSS-hhhhhhhhhhhh, nothing else (no path can sneak in). */
+static int
+id_valid(const char *id)
+{
+	size_t	 i;
+
+	if (strlen(id) != QUEUE_ID_LEN)
+		return 0;
+	for (i = 0; i < QUEUE_ID_LEN; i++) {
+		if (i == 8 && id[i] == 'T')
+			continue;
+		if (i == 15 && id[i] == '-')
+			continue;
+		if (i < 15 && i != 8 && id[i] >= '0' && id[i] <= '9')
+			continue;
+		if (i > 15 && ((id[i] >= '0' && id[i] <= '9') ||
+		    (id[i] >= 'a' && id[i] <= 'f')))
+			continue;
+		return 0;
+	}
+	return 1;
+}
+
+void
+queue_ids_free(char **ids, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+}
+
+/*
+ * An entry, locked for delivery.  Returns 1 when another process holds
+ * it or it is already gone: not an error, the caller skips it.
+ */
+int
+queue_open(const char *dir, const char *id, struct qentry *q,
+    struct message *m, struct error *e)
+{
+	const char	*why;
+	struct stat	 st;
+	int		 dfd, fd, rc;
+
+	memset(q, 0, sizeof(*q));
+	q->fd = -1;
+	memset(m, 0, sizeof(*m));
+	m->fd = -1;
+	if (!id_valid(id))
+		return error_set(e, EX_USAGE, "not a queue id: %.64s", id);
+	if ((rc = dir_open(dir, 0, &dfd, e)) != 0)
+		return rc == 1 ? 1 : -1;
+	fd = openat(dfd, id, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd == -1) {
+		rc = errno == ENOENT ? 1 : error_set(e, EX_IOERR, "cannot "
+		    "open queue file %s/%s: %s", dir, id, strerror(errno));
+		close(dfd);
+		return rc;
+	}
+	rc = flock(fd, LOCK_EX | LOCK_NB) == -1 ? (errno == EWOULDBLOCK ? 1 :
+	    error_set(e, EX_IOERR, "cannot lock queue file %s/%s: %s", dir,
+	    id, strerror(errno))) : 0;
+	/* Sent and removed by another run between our open and lock. */
+	if (rc == 0 && fstat(fd, &st) == 0 && st.st_nlink == 0)
+		rc = 1;
+	if (rc == 0 && entry_read(dfd, dir, id, fd, q, m, &why) == -1)
+		rc = error_set(e, EX_DATAERR, "queue file %s/%s is corrupt "
+		    "(%s); it was left alone: look at it, then delete it or "
+		    "move it out of the queue", dir, id, why);
+	close(dfd);
+	if (rc != 0)
+		close(fd);
+	return rc;
+}
+
+/* Parse an open entry into q and m; on failure both are left empty. */
+static int
+entry_read(int dfd, const char *dir, const char *id, int fd,
+    struct qentry *q, struct message *m, const char **why)
+{
+	struct stat	 st;
+
+	memset(q, 0, sizeof(*q));
+	q->fd = -1;
+	memset(m, 0, sizeof(*m));
+	m->fd = -1;
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		*why = "not a regular file";
+		return -1;
+	}
+	if (st.st_uid != geteuid()) {
+		*why = "it belongs to another user";
+		return -1;
+	}
+	if (trailer_read(fd, st.st_size, q, m, why) == -1 ||
+	    status_read(dfd, id, q, why) == -1) {
+		message_clear(m);
+		qentry_free(q);
+		return -1;
+	}
+	snprintf(q->id, sizeof(q->id), "%s", id);
+	q->dir = xstrdup(dir);
+	if (asprintf(&q->path, "%s/%s", dir, id) == -1)
+		q->path = xstrdup(id);
+	q->fd = m->fd = fd;
+	return 0;
+}
+
+/* The last line first: it says where the data ends. */
+static int
+trailer_read(int fd, off_t fsize, struct qentry *q, struct message *m,
+    const char **why)
+{
+	char		 last[LASTLINE_LEN + 1], *buf;
+	const size_t	 magic = strlen(TRAILER_MAGIC);
+	long long	 size;
+	size_t		 tlen;
+	int		 rc;
+
+	*why = "too short for a queue file";
+	if (fsize < (off_t)(LASTLINE_LEN + magic))
+		return -1;
+	*why = "cannot read its last line";
+	if (pread(fd, last, LASTLINE_LEN, fsize - LASTLINE_LEN) !=
+	    LASTLINE_LEN)
+		return -1;
+	last[LASTLINE_LEN] = '\0';
+	*why = "the last line is not \"smarthost-queue-v1 size=N\"";
+	if (strncmp(last, LASTLINE_FMT, 24) != 0 ||
+	    last[LASTLINE_LEN - 1] != '\n')
+		return -1;
+	last[LASTLINE_LEN - 1] = '\0';
+	*why = "the size in the last line is not a number that fits the file";
+	if (number_parse(last + 24, (long long)(fsize - LASTLINE_LEN -
+	    (off_t)magic), &size) == -1)
+		return -1;
+	tlen = (size_t)(fsize - LASTLINE_LEN - size);
+	*why = "the envelope is too large";
+	if (tlen > TRAILER_MAX)
+		return -1;
+	buf = xcalloc(1, tlen + 1);
+	*why = "cannot read the envelope";
+	if (pread(fd, buf, tlen, size) != (ssize_t)tlen) {
+		free(buf);
+		return -1;
+	}
+	*why = "the envelope holds a NUL byte";
+	rc = strlen(buf) == tlen ? trailer_parse(buf, q, m, why) : -1;
+	free(buf);
+	m->size = size;
+	return rc;
+}
+
+/* Exactly the lines trailer_write writes, in that order. */
+static int
+trailer_parse(char *p, struct qentry *q, struct message *m, const char **why)
+{
+	static const char *const flags[] = { "eightbit", "smtputf8", "nul" };
+	int		*flagp[3];
+	const char	*v;
+	long long	 n;
+	size_t		 i;
+
+	flagp[0] = &m->eightbit;
+	flagp[1] = &m->smtputf8;
+	flagp[2] = &m->has_nul;
+	*why = "it does not start with \"" "X-Smarthost-Envelope: 1\"";
+	if (strncmp(p, TRAILER_MAGIC, strlen(TRAILER_MAGIC)) != 0)
+		return -1;
+	p += strlen(TRAILER_MAGIC);
+	*why = "bad or missing account line";
+	if ((v = line_take(&p, "account")) == NULL ||
+	    !value_ok(v, NAME_MAX_LEN, 0))
+		return -1;
+	q->account = xstrdup(v);
+	*why = "bad or missing sender line";
+	if ((v = line_take(&p, "sender")) == NULL || !value_ok(v, ADDR_MAX, 1))
+		return -1;
+	m->sender = xstrdup(v);
+	while ((v = line_take(&p, "rcpt")) != NULL) {
+		*why = "a recipient is empty, too long or has control "
+		    "characters";
+		if (!value_ok(v, ADDR_MAX, 0))
+			return -1;
+		*why = "more than 1000 recipients";
+		if (m->nrcpts == RCPT_MAX)
+			return -1;
+		m->rcpts = xreallocarray(m->rcpts, m->nrcpts + 1,
+		    sizeof(*m->rcpts));
+		m->rcpts[m->nrcpts++] = xstrdup(v);
+	}
+	*why = "no recipient";
+	if (m->nrcpts == 0)
+		return -1;
+	*why = "bad dsn-notify, dsn-return or dsn-envid line";
+	if ((v = line_take(&p, "dsn-notify")) != NULL &&
+	    (m->dsn_notify = dsn_notify_value(v)) == NULL)
+		return -1;
+	if ((v = line_take(&p, "dsn-return")) != NULL &&
+	    (m->dsn_return = dsn_return_value(v)) == NULL)
+		return -1;
+	if ((v = line_take(&p, "dsn-envid")) != NULL) {
+		if (!value_ok(v, ENVID_MAX_LEN, 0) || strchr(v, ' ') != NULL)
+			return -1;
+		m->dsn_envid = q->dsn_envid = xstrdup(v);
+	}
+	for (i = 0; i < 3; i++) {
+		*why = "bad or missing eightbit, smtputf8 or nul line";
+		if ((v = line_take(&p, flags[i])) == NULL ||
+		    (strcmp(v, "0") != 0 && strcmp(v, "1") != 0))
+			return -1;
+		*flagp[i] = v[0] == '1';
+	}
+	*why = "bad or missing created line";
+	if ((v = line_take(&p, "created")) == NULL ||
+	    number_parse(v, LLONG_MAX, &n) == -1)
+		return -1;
+	q->created = (time_t)n;
+	*why = "an unknown line in the envelope";
+	return *p == '\0' ? 0 : -1;
+}
+
+/* "KEY VALUE\n" at *p: the value, NUL-terminated, and *p moved on. */
+static char *
+line_take(char **p, const char *key)
+{
+	size_t	 len = strlen(key);
+	char	*v, *nl;
+
+	if (strncmp(*p, key, len) != 0 || (*p)[len] != ' ')
+		return NULL;
+	v = *p + len + 1;
+	if ((nl = strchr(v, '\n')) == NULL)
+		return NULL;
+	*nl = '\0';
+	*p = nl + 1;
+	return v;
+}
+
+/* Decimal digits only, at most max. */
+static int
+number_parse(const char *s, long long max, long long *out)
+{
+	long long	 n = 0;
+	size_t		 i;
+
+	for (i = 0; s[i] != '\0'; i++) {
+		if (s[i] < '0' || s[i] > '9' || i >= 20)
+			return -1;
+		if (n > (max - (s[i] - '0')) / 10)
+			return -1;
+		n = n * 10 + (s[i] - '0');
+	}
+	if (i == 0)
+		return -1;
+	*out = n;
+	return 0;
+}
+
+/* ID.status, if there is one: attempts, first, last, error. */
+static int
+status_read(int dfd, const char *id, struct qentry *q, const char **why)
+{
+	char		 name[64], buf[STATUS_MAX + 1], *p;
+	const char	*v[4];
+	static const char *const keys[4] = { "attempts", "first", "last",
+	    "error" };
+	long long	 n[3];
+	ssize_t		 len;
+	int		 fd, i;
+
+	snprintf(name, sizeof(name), "%s" STATUS_SUFFIX, id);
+	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd == -1 && errno == ENOENT)
+		return 0;
+	*why = "its status file cannot be read, is too large or is garbled";
+	if (fd == -1)
+		return -1;
+	len = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (len < 0 || len > STATUS_MAX)
+		return -1;
+	buf[len] = '\0';
+	if (strlen(buf) != (size_t)len)
+		return -1;
+	p = buf;
+	for (i = 0; i < 4; i++)
+		if ((v[i] = line_take(&p, keys[i])) == NULL)
+			return -1;
+	if (*p != '\0' || number_parse(v[0], ATTEMPTS_MAX, &n[0]) == -1 ||
+	    number_parse(v[1], LLONG_MAX, &n[1]) == -1 ||
+	    number_parse(v[2], LLONG_MAX, &n[2]) == -1 ||
+	    !value_ok(v[3], ERROR_TEXT_MAX, 1))
+		return -1;
+	q->attempts = (unsigned)n[0];
+	q->first = (time_t)n[1];
+	q->last = (time_t)n[2];
+	snprintf(q->error, sizeof(q->error), "%s", v[3]);
+	return 0;
+}
+
+/* Frees what trailer_parse allocated; the descriptor is not ours. */
+static void
+message_clear(struct message *m)
+{
+	size_t	 i;
+
+	free(m->sender);
+	for (i = 0; i < m->nrcpts; i++)
+		free(m->rcpts[i]);
+	free(m->rcpts);
+	memset(m, 0, sizeof(*m));
+	m->fd = -1;
+}
+
+/* From its first failed attempt, or from when it was queued. */
+int
+queue_expired(const struct account *a, const struct qentry *q)
+{
+	time_t	 start = q->first != 0 ? q->first : q->created;
+
+	if (a->queue_max_age <= 0)
+		return 0;
+	return time(NULL) - start > a->queue_max_age;
+}
+
+void
+queue_list(FILE *fp, const char *dir, int width)
+{
+	queue_list_at(fp, dir, width, time(NULL));
+}
+
+/*
+ * mailq, after Postfix's: one block per message, the ones being sent
+ * now marked with '*'.  width > 0 cuts lines to the terminal.
+ */
+void
+queue_list_at(FILE *fp, const char *dir, int width, time_t now)
+{
+	struct error	 e;
+	char		**ids;
+	size_t		 n, i, count = 0;
+	long long	 total = 0;
+	int		 dfd, rc;
+
+	memset(&e, 0, sizeof(e));
+	if ((rc = dir_open(dir, 0, &dfd, &e)) == -1) {
+		log_warn("%s", e.msg);
+		return;
+	}
+	ids = NULL;
+	n = 0;
+	if (rc == 0 && scan_fd(dup(dfd), dir, &ids, &n, &e) == -1)
+		log_warn("%s", e.msg);
+	if (n == 0) {
+		fputs("Mail queue is empty\n", fp);
+		if (rc == 0)
+			close(dfd);
+		queue_ids_free(ids, n);
+		return;
+	}
+	if (width > 0 && width < 20)
+		width = 20;
+	list_line(fp, width, "-Queue ID-------------------- --Size-- -Age-  "
+	    "-Sender/Recipient-------");
+	for (i = 0; i < n; i++)
+		list_entry(fp, width, dfd, dir, ids[i], now, &total, &count);
+	list_line(fp, width, "-- %lld kB in %zu message%s",
+	    (total + 1023) / 1024, count, count == 1 ? "" : "s");
+	close(dfd);
+	queue_ids_free(ids, n);
+}
+
+static void
+list_entry(FILE *fp, int width, int dfd, const char *dir, const char *id,
+    time_t now, long long *total, size_t *count)
+{
+	struct qentry	 q;
+	struct message	 m;
+	const char	*why;
+	char		 age[32];
+	size_t		 i;
+	int		 fd, active;
+
+	fd = openat(dfd, id, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd == -1)
+		return;		/* delivered meanwhile */
+	/* Only a probe: holding it would make a queue run skip this one. */
+	active = flock(fd, LOCK_SH | LOCK_NB) == -1;
+	if (!active)
+		(void)flock(fd, LOCK_UN);
+	if (entry_read(dfd, dir, id, fd, &q, &m, &why) == -1) {
+		list_line(fp, width, "%-28s%c (corrupt, left alone: %s)", id,
+		    active ? '*' : ' ', why);
+		fputc('\n', fp);
+		close(fd);
+		return;
+	}
+	age_string(age, sizeof(age), now - q.created);
+	list_line(fp, width, "%-28s%c %8lld %5s  %s", id, active ? '*' : ' ',
+	    (long long)m.size, age, m.sender[0] != '\0' ? m.sender : "<>");
+	for (i = 0; i < m.nrcpts; i++)
+		list_line(fp, width, "%46s%s", "", m.rcpts[i]);
+	age_string(age, sizeof(age), now - q.last);
+	if (q.attempts == 0)
+		list_line(fp, width, "  (%s)", active ? "being sent now" :
+		    "no delivery attempt finished yet");
+	else
+		list_line(fp, width, "  (%u attempt%s, last %s ago: %s)",
+		    q.attempts, q.attempts == 1 ? "" : "s", age, q.error);
+	fputc('\n', fp);
+	*total += m.size;
+	(*count)++;
+	message_clear(&m);
+	qentry_free(&q);
+	close(fd);
+}
+
+/* One line, cut with "..." to the width, never inside a UTF-8 char. */
+static void
+list_line(FILE *fp, int width, const char *fmt, ...)
+{
+	char	 buf[4096];
+	va_list	 ap;
+	size_t	 cut;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (width > 0 && strlen(buf) > (size_t)width) {
+		cut = (size_t)width - 3;
+		while (cut > 0 && ((unsigned char)buf[cut] & 0xc0) == 0x80)
+			cut--;
+		memcpy(buf + cut, "...", 4);
+	}
+	fprintf(fp, "%s\n", buf);
+}
+
+static void
+age_string(char *buf, size_t size, time_t secs)
+{
+	long long	 s = secs < 0 ? 0 : (long long)secs;
+
+	if (s < 60)
+		snprintf(buf, size, "%llds", s);
+	else if (s < 3600)
+		snprintf(buf, size, "%lldm", s / 60);
+	else if (s < 86400)
+		snprintf(buf, size, "%lldh", s / 3600);
+	else
+		snprintf(buf, size, "%lldd", s / 86400);
+}
+
+/* The strings q owns; q->fd belongs to the message (message_free). */
+void
+qentry_free(struct qentry *q)
+{
+	free(q->dir);
+	free(q->path);
+	free(q->account);
+	free(q->dsn_envid);
+	memset(q, 0, sizeof(*q));
+	q->fd = -1;
+}
