@@ -189,6 +189,7 @@ test_commit_open(void)
 	char		*buf, data[64];
 	size_t		 len;
 	time_t		 t0 = time(NULL);
+	int		 rc;
 
 	setup(&a, "commit");
 	if (spool(&a, &m, DATA, strlen(DATA)) == -1)
@@ -217,11 +218,15 @@ test_commit_open(void)
 	CHECK_INT(st.st_mode & 07777, 0600, "commit: file mode 0600");
 
 	/* flock is per open file: our own second open sees the lock. */
-	CHECK_INT(queue_open(a.queue_dir, q.id, &q2, &m2, &e), 1,
-	    "open: busy while the committer holds the lock");
+	rc = queue_open(a.queue_dir, q.id, &q2, &m2, &e);
+	CHECK_INT(rc, 1, "open: busy while the committer holds the lock");
+	if (rc == 0)
+		release(&q2, &m2);
 	close(m.fd);
-	CHECK_INT(queue_open(a.queue_dir, q.id, &q2, &m2, &e), 0,
-	    "open: succeeds once the lock is released");
+	rc = queue_open(a.queue_dir, q.id, &q2, &m2, &e);
+	CHECK_INT(rc, 0, "open: succeeds once the lock is released");
+	if (rc != 0)
+		return;
 	CHECK_STR(m2.sender, "alice@example.org", "open: sender");
 	CHECK_INT(m2.nrcpts, 2, "open: nrcpts");
 	CHECK_STR(m2.rcpts[0], "bob@example.com", "open: rcpt 0");
@@ -865,6 +870,7 @@ main(void)
 		printf("not ok - mkdtemp %s: %s\n", top, strerror(errno));
 		return 1;
 	}
+	setvbuf(stdout, NULL, _IOLBF, 0);	/* all of it, even on a crash */
 	test_commit_open();
 	test_lock_fork();
 	test_defer_done();
