@@ -493,12 +493,14 @@ addr_strip(const char **a, size_t *n)
 
 /*
  * Read the message from fd, work out its envelope, fix its headers and
- * leave it in an unlinked spool file.  On failure everything is freed
- * and m is left empty (fd -1), so message_free() is safe either way.
+ * write it to spool (the queue's empty file, which m owns on success)
+ * or, with spool -1, to an unlinked file of our own.  On failure
+ * everything of ours is freed, spool stays open for the caller and m is
+ * left empty (fd -1), so message_free() is safe either way.
  */
 int
-message_read(int fd, const struct cmdline *cl, const struct account *ac,
-    struct message *m, struct error *err)
+message_read(int fd, int spool, const struct cmdline *cl,
+    const struct account *ac, struct message *m, struct error *err)
 {
 	struct ctx	 c;
 	int		 rc = -1;
@@ -513,6 +515,7 @@ message_read(int fd, const struct cmdline *cl, const struct account *ac,
 	c.rd->fd = fd;
 	c.sp = xcalloc(1, sizeof(*c.sp));
 	c.sp->fd = -1;
+	c.sp->dir = "the queue directory";
 	host_names(&c);
 
 	if (dsn_check(&c, err) == -1 ||
@@ -523,9 +526,15 @@ message_read(int fd, const struct cmdline *cl, const struct account *ac,
 	    aliases_load(&c, err) == -1 ||
 	    rcpts_expand(&c, err) == -1 ||
 	    hdr_fix(&c, err) == -1 ||
-	    spool_open(c.sp, err) == -1 ||
-	    spool_write_all(&c, err) == -1)
+	    (spool == -1 && spool_open(c.sp, err) == -1))
 		goto done;
+	if (spool != -1)
+		c.sp->fd = spool;
+	if (spool_write_all(&c, err) == -1) {
+		if (spool != -1)
+			c.sp->fd = -1;		/* the caller's to close */
+		goto done;
+	}
 	envelope_flags(&c);
 	m->fd = c.sp->fd;
 	c.sp->fd = -1;

@@ -192,8 +192,13 @@ struct message {
 };
 
 int	 address_check(const char *, struct error *);
-int	 message_read(int, const struct cmdline *, const struct account *,
-	    struct message *, struct error *);
+/*
+ * message_read(in, spool, ...): spool is an empty file to write to (the
+ * queue's, owned by m on success, still the caller's on failure) or -1
+ * for an unlinked file in TMPDIR.
+ */
+int	 message_read(int, int, const struct cmdline *,
+	    const struct account *, struct message *, struct error *);
 void	 message_free(struct message *);
 
 /*

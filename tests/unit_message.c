@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <regex.h>
 #include <signal.h>
@@ -69,7 +70,7 @@ run_n(const void *in, size_t n, const struct cmdline *cl,
 	int	 fd = input_fd(in, n), rc;
 
 	memset(err, 0, sizeof(*err));
-	rc = message_read(fd, cl, ac, m, err);
+	rc = message_read(fd, -1, cl, ac, m, err);
 	close(fd);
 	return rc;
 }
@@ -418,6 +419,16 @@ test_line_endings(void)
 	check_spool(in, &cl, &ac, want, "CRLF split across reads: one end");
 	strcpy(in + o, "\rb\n");
 	check_spool(in, &cl, &ac, want, "bare CR at a read boundary");
+
+	/* A lone dot as the last octet of one read(2), its LF in the next. */
+	o -= 1;				/* drop the '7' */
+	n -= 3;
+	strcpy(in + o, "\n.\nafter\n");
+	strcpy(want + n, "\r\n");
+	CHECK_INT(strchr(in + o + 1, '.') - in, 65535, "dot on the boundary");
+	cl.dot_ends = 1;
+	check_spool(in, &cl, &ac, want, "lone dot split across reads");
+	cl.dot_ends = 0;
 	free(in);
 	free(want);
 
@@ -471,7 +482,7 @@ test_dot(void)
 	memcpy(big, "S: s\n\nbody\n.\n", 13);
 	fd = input_fd(big, n);
 	memset(&err, 0, sizeof(err));
-	CHECK_INT(message_read(fd, &cl, &ac, &m, &err), 0, "dot: read");
+	CHECK_INT(message_read(fd, -1, &cl, &ac, &m, &err), 0, "dot: read");
 	CHECK(lseek(fd, 0, SEEK_CUR) <= 65536, "dot: rest of input not read");
 	CHECK_INT(m.size, strlen("S: s\r\n\r\nbody\r\n"), "dot: size");
 	message_free(&m);
@@ -592,7 +603,7 @@ test_big(void)
 	close(p[1]);
 	getrusage(RUSAGE_SELF, &before);
 	memset(&err, 0, sizeof(err));
-	CHECK_INT(message_read(p[0], &cl, &ac, &m, &err), 0, "50 MB: read");
+	CHECK_INT(message_read(p[0], -1, &cl, &ac, &m, &err), 0, "50 MB: read");
 	getrusage(RUSAGE_SELF, &after);
 	close(p[0]);
 	waitpid(pid, &status, 0);
@@ -1352,6 +1363,42 @@ test_aliases(void)
 	    "alias line without a colon");
 }
 
+/* The queue's spool file: written, owned by m on success only. */
+static void
+test_given_spool(void)
+{
+	struct cmdline	 cl;
+	struct account	 ac;
+	struct message	 m;
+	struct error	 err;
+	char		 buf[64];
+	int		 in, sp;
+
+	cl_init(&cl);
+	acct_init(&ac);
+	sp = memfd_create("spool", MFD_CLOEXEC);
+	in = input_fd("S: s\n\nb\n", 8);
+	CHECK_INT(message_read(in, sp, &cl, &ac, &m, &err), 0,
+	    "given spool: read");
+	close(in);
+	CHECK_INT(m.fd, sp, "given spool: m->fd is it");
+	memset(buf, 0, sizeof(buf));
+	CHECK(pread(sp, buf, sizeof(buf) - 1, 0) == 11 &&
+	    strcmp(buf, "S: s\r\n\r\nb\r\n") == 0, "given spool: content");
+	message_free(&m);
+	CHECK(fcntl(sp, F_GETFD) == -1, "given spool: message_free closed it");
+
+	sp = memfd_create("spool", MFD_CLOEXEC);
+	cl.nrcpts = 0;
+	in = input_fd("S: s\n\nb\n", 8);
+	CHECK_INT(message_read(in, sp, &cl, &ac, &m, &err), -1,
+	    "given spool: failure");
+	close(in);
+	CHECK(fcntl(sp, F_GETFD) != -1 && m.fd == -1,
+	    "given spool: still the caller's after a failure");
+	close(sp);
+}
+
 static void
 test_free(void)
 {
@@ -1396,6 +1443,7 @@ main(void)
 	test_date_msgid();
 	test_dsn();
 	test_aliases();
+	test_given_spool();
 	test_free();
 
 	{
