@@ -46,7 +46,7 @@
 struct reader {
 	int		 fd;
 	int		 eof;
-	int		 skip_lf;	/* a CR ended the buffer: LF may follow */
+	int		 skip_lf;	/* CR was last: skip an LF next */
 	int		 ended;		/* a lone "." ended the input */
 	size_t		 pos, len;
 	unsigned char	 buf[IOBUF_SIZE];
@@ -912,12 +912,16 @@ envelope_sender(struct ctx *c, struct error *err)
 		return error_set(err, EX_CONFIG, "envelope sender is too "
 		    "long after rewriting");
 	a = strrchr(buf, '@');
-	if (a == NULL || a == buf || a[1] == '\0') {
-		addr_show(shown, sizeof(shown), buf, strlen(buf));
+	addr_show(shown, sizeof(shown), buf, strlen(buf));
+	if (a == NULL || a == buf || a[1] == '\0')
 		return error_set(err, EX_CONFIG, "envelope sender '%s' is "
 		    "not a full address: set from (or maildomain) in the "
 		    "configuration", shown);
-	}
+	/* from and maildomain come from files: check them like -f. */
+	if ((why = addr_reason(buf, strlen(buf))) != NULL)
+		return error_set(err, EX_CONFIG, "envelope sender '%s': %s: "
+		    "fix from (or maildomain) in the configuration", shown,
+		    why);
 	c->m->sender = xstrdup(buf);
 	return 0;
 }
@@ -1498,6 +1502,10 @@ rcpt_final(struct ctx *c, const char *addr, struct error *err)
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		return error_set(err, EX_USAGE, "recipient '%s@%s' is longer "
 		    "than 256 characters", shown, md);
+	if (addr_reason(buf, (size_t)n) != NULL)
+		return error_set(err, EX_CONFIG, "recipient '%s' qualified "
+		    "with maildomain is not a valid address: fix maildomain",
+		    shown);
 	change_add(c->m, "qualified recipient %s -> %s", addr, buf);
 	return addrs_add(&c->rcpts, buf, (size_t)n, err);
 }
@@ -1860,6 +1868,10 @@ spool_write_all(struct ctx *c, struct error *err)
 	struct field	*f;
 	size_t		 i;
 
+	for (i = 0; i < c->nadded; i++)
+		if (has_ctl(c->added[i]))	/* never a line of its own */
+			return error_set(err, EX_SOFTWARE, "internal error: "
+			    "a header field to add has a control character");
 	for (i = 0; i < c->nadded; i++)
 		if (sp_text(sp, c->added[i], strlen(c->added[i]), err) == -1 ||
 		    sp_eol(sp, err) == -1)

@@ -669,6 +669,7 @@ static void
 test_sender(void)
 {
 	char		 root_host[300], login_md[300], err_login[400];
+	char		 err_badmd[400];
 	const struct sender_case t[] = {
 		{ "root", "alice@example.com", "example.org", 1, 1,
 		    "alice@example.com", NULL },
@@ -705,6 +706,11 @@ test_sender(void)
 		    "not a list" },
 		{ "a\r\nb@x", NULL, NULL, 1, 1, NULL, "invalid sender "
 		    "'a\\r\\nb@x': control characters are not allowed" },
+		{ NULL, "a@example.com\r\nBcc: x@y.test", NULL, 1, 1, NULL,
+		    "envelope sender 'a@example.com\\r\\nBcc: x@y.test': "
+		    "control characters are not allowed: fix from (or "
+		    "maildomain) in the configuration" },
+		{ NULL, NULL, "exa mple.org", 1, 1, NULL, err_badmd },
 	};
 	struct cmdline	 cl;
 	struct account	 ac;
@@ -719,6 +725,9 @@ test_sender(void)
 	snprintf(err_login, sizeof(err_login), "envelope sender '%s' is not "
 	    "a full address: set from (or maildomain) in the configuration",
 	    login);
+	snprintf(err_badmd, sizeof(err_badmd), "envelope sender "
+	    "'%s@exa mple.org': whitespace is allowed only inside quotes: "
+	    "fix from (or maildomain) in the configuration", login);
 	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		cl_init(&cl);
 		acct_init(&ac);
@@ -833,6 +842,10 @@ test_recipients(void)
 	check_error("S: s\n\nb\n", &cl, &ac, EX_CONFIG, "recipient 'root' "
 	    "has no domain: set maildomain or add it to the aliases file",
 	    "bare name and no maildomain");
+	ac.maildomain = "bad domain";
+	check_error("S: s\n\nb\n", &cl, &ac, EX_CONFIG, "recipient 'root' "
+	    "qualified with maildomain is not a valid address: fix "
+	    "maildomain", "invalid maildomain");
 	ac.maildomain = "example.org";
 
 	cl.rcpts = bad;
