@@ -24,7 +24,8 @@ PKGLIBS	:= $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 ALLCFLAGS = -std=c11 $(WARN) $(DEFS) $(HARDEN) $(PKGCFLAGS) $(CFLAGS)
 ALLLDFLAGS = -pie -Wl,-z,relro,-z,now $(LDFLAGS)
 
-SRCS	 = sendmail.c config.c message.c net.c tls.c auth.c smtp.c log.c
+SRCS	 = sendmail.c config.c message.c net.c tls.c auth.c smtp.c log.c \
+	   queue.c bsmtp.c
 LIBSRCS	 = $(filter-out sendmail.c,$(SRCS))
 UNITS	 = $(patsubst tests/%.c,%,$(wildcard tests/unit_*.c))
 

@@ -2,6 +2,10 @@
  * smarthost: the command line, the mode, and the outcome.  This file
  * alone decides what to print and which sysexits(3) code to exit with.
  */
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -172,25 +176,16 @@ parse_short(struct cmdline *cl, int argc, char **argv, int i)
 	return i;
 }
 
+/* address_check takes lists too: "a@x, b@y", as mail(1) users write. */
 static void
 check_address_arg(const char *arg)
 {
 	struct error	 e;
-	char		*copy, *piece, *save;
 
-	/* "a@x, b@y" is a list, as msmtp and mail(1) users expect. */
-	copy = xstrdup(arg);
-	for (piece = strtok_r(copy, ",", &save); piece != NULL;
-	    piece = strtok_r(NULL, ",", &save)) {
-		while (isspace((unsigned char)*piece))
-			piece++;
-		piece[strcspn(piece, " \t")] = '\0';
-		if (address_check(piece, &e) == -1) {
-			log_notice("%s", e.msg);
-			exit(e.code);
-		}
+	if (address_check(arg, &e) == -1) {
+		log_notice("%s", e.msg);
+		exit(e.code);
 	}
-	free(copy);
 }
 
 static void
@@ -294,19 +289,36 @@ help(void)
 	    "See smarthost(8) and smarthost.conf(5).\n");
 }
 
+static int
+terminal_width(void)
+{
+	struct winsize	 ws;
+
+	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == -1 || ws.ws_col == 0)
+		return 80;
+	return ws.ws_col;
+}
+
+/* The cause, then the relay's reply, one line each. */
 static void
-die(const struct error *e)
+print_error(const struct error *e)
 {
 	char	*line, *copy, *save;
 
 	log_notice("%s", e->msg);
-	if (e->reply[0] != '\0') {
-		copy = xstrdup(e->reply);
-		for (line = strtok_r(copy, "\n", &save); line != NULL;
-		    line = strtok_r(NULL, "\n", &save))
-			log_notice("the relay said: %s", line);
-		free(copy);
-	}
+	if (e->reply[0] == '\0')
+		return;
+	copy = xstrdup(e->reply);
+	for (line = strtok_r(copy, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save))
+		log_notice("the relay said: %s", line);
+	free(copy);
+}
+
+static void
+die(const struct error *e)
+{
+	print_error(e);
 	exit(e->code);
 }
 
@@ -317,7 +329,7 @@ pretend(const struct cmdline *cl, struct account *a)
 	struct error	 e;
 	size_t		 i;
 
-	if (message_read(STDIN_FILENO, cl, a, &m, &e) == -1)
+	if (message_read(STDIN_FILENO, -1, cl, a, &m, &e) == -1)
 		die(&e);
 	config_print(stdout, a);
 	printf("envelope sender: <%s>\n", m.sender);
@@ -331,31 +343,271 @@ pretend(const struct cmdline *cl, struct account *a)
 	message_free(&m);
 }
 
+/*
+ * What a failure means for the message (SPEC 1, issue 5): a permanent
+ * refusal goes to dead.letter; anything else keeps it queued, because a
+ * person (77, 78, 76) or time (75) can fix the cause.
+ */
 static int
-send_mode(const struct cmdline *cl, struct account *a)
+permanent(const struct error *e)
 {
+	return e->code == EX_DATAERR;
+}
+
+/*
+ * Settle one message after an attempt: delivered, refused for good
+ * (dead.letter), or kept for later.  Returns the exit code for it.
+ */
+static int
+settle(const struct account *a, struct message *m, struct qentry *q,
+    int queued, int rc, const struct error *why, int quiet)
+{
+	struct error	 e;
+
+	memset(&e, 0, sizeof(e));
+	if (rc == 0) {
+		if (queued)
+			(void)queue_done(q);
+		return EX_OK;
+	}
+	if (!quiet)
+		print_error(why);
+	if (permanent(why) || !a->queue || !queued) {
+		/* Refused for good, or nowhere to keep it: dead.letter. */
+		if (queue_dead_letter(a, m, why, &e) == -1) {
+			log_notice("%s", e.msg);
+			if (queued) {
+				log_notice("the message stays in the queue as "
+				    "%s", q->id);
+				(void)queue_defer(q, why, &e);
+			}
+			return queued ? why->code : EX_IOERR;
+		}
+		if (queued)
+			(void)queue_done(q);
+		log_notice("the message was appended to %s", a->dead_letter);
+		if (permanent(why))
+			return EX_DATAERR;
+		return queued || !a->queue ? why->code : EX_IOERR;
+	}
+	if (queue_defer(q, why, &e) == -1) {
+		log_notice("%s", e.msg);
+		return EX_IOERR;
+	}
+	if (why->code == EX_TEMPFAIL) {
+		log_notice("queued as %s; it will be sent by the next run or "
+		    "sendmail -q", q->id);
+		return EX_OK;
+	}
+	log_notice("the message is kept in the queue as %s: fix the cause, "
+	    "then run sendmail -q", q->id);
+	return why->code;
+}
+
+/* Deliver what waits in the queue for this account, oldest first. */
+static void
+flush_account(struct account *a, struct session **sp, const char *skip,
+    int quiet)
+{
+	struct qentry	 q;
 	struct message	 m;
-	struct session	*s;
 	struct reply	 r;
 	struct error	 e;
+	char		**ids;
+	size_t		 n, i;
 	int		 rc;
 
 	memset(&e, 0, sizeof(e));
-	if (message_read(STDIN_FILENO, cl, a, &m, &e) == -1)
-		die(&e);
+	if (queue_scan(a->queue_dir, &ids, &n, &e) == -1) {
+		log_notice("%s", e.msg);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		if (skip != NULL && strcmp(ids[i], skip) == 0)
+			continue;
+		memset(&e, 0, sizeof(e));
+		rc = queue_open(a->queue_dir, ids[i], &q, &m, &e);
+		if (rc == 1)
+			continue;	/* another run is sending it */
+		if (rc == -1) {
+			log_notice("%s", e.msg);
+			continue;
+		}
+		if (strcmp(q.account, a->name) != 0) {
+			message_free(&m);
+			qentry_free(&q);
+			continue;
+		}
+		if (queue_expired(a, &q)) {
+			error_set(&e, EX_DATAERR, "not delivered within "
+			    "queue_max_age; last error: %s", q.error);
+			rc = -1;
+		} else if (*sp == NULL || !smtp_usable(*sp)) {
+			smtp_close(*sp);
+			*sp = smtp_open(a, &e);
+			rc = *sp == NULL ? -1 : smtp_deliver(*sp, &m, &r, &e);
+		} else
+			rc = smtp_deliver(*sp, &m, &r, &e);
+		log_delivery(a, &m, rc == 0 ? &r : NULL, rc == 0 ? NULL : &e);
+		if (rc == 0 && !quiet)
+			log_notice("delivered %s from the queue", q.id);
+		settle(a, &m, &q, 1, rc, &e, quiet);
+		message_free(&m);
+		qentry_free(&q);
+	}
+	queue_ids_free(ids, n);
+}
+
+/*
+ * Read one message from IN and relay it, with the queue behind it.
+ * Returns the exit code; everything worth saying is on stderr.
+ */
+static int
+deliver_input(const struct cmdline *cl, struct account *a, int in)
+{
+	struct message	 m;
+	struct qentry	 q;
+	struct session	*s = NULL;
+	struct reply	 r;
+	struct error	 e;
+	int		 spool = -1, queued = 0, rc, code;
+
+	memset(&e, 0, sizeof(e));
+	memset(&q, 0, sizeof(q));
+	if (a->queue && queue_spool(a, &spool, &e) == -1) {
+		log_warn("%s; the message cannot be queued", e.msg);
+		spool = -1;
+	}
+	if (message_read(in, spool, cl, a, &m, &e) == -1) {
+		if (spool != -1)
+			close(spool);
+		print_error(&e);
+		return e.code;
+	}
+	/* Before the first byte goes out, the message is in the queue. */
+	if (spool != -1) {
+		if (queue_commit(a, &m, &q, &e) == 0)
+			queued = 1;
+		else
+			log_warn("%s; the message cannot be queued", e.msg);
+	}
+	memset(&e, 0, sizeof(e));
 	if (a->auth != NULL && config_password(a, &e) == -1)
 		rc = -1;
 	else if ((s = smtp_open(a, &e)) == NULL)
 		rc = -1;
 	else {
+		if (queued)
+			flush_account(a, &s, q.id, 1);
 		rc = smtp_deliver(s, &m, &r, &e);
-		smtp_close(s);
 	}
+	smtp_close(s);
 	log_delivery(a, &m, rc == 0 ? &r : NULL, rc == 0 ? NULL : &e);
+	code = settle(a, &m, &q, queued, rc, &e, 0);
 	message_free(&m);
-	if (rc == -1)
+	qentry_free(&q);
+	return code;
+}
+
+/* -bs: the envelope came over SMTP, the message is in FD. */
+static int
+bs_deliver(void *ctx, const char *sender, char **rcpts, size_t n, int fd,
+    struct error *e)
+{
+	struct account	*a = ((void **)ctx)[0];
+	struct cmdline	 cl = *(const struct cmdline *)((void **)ctx)[1];
+
+	(void)e;
+	cl.from = sender;
+	cl.rcpts = rcpts;
+	cl.nrcpts = n;
+	cl.read_rcpts = 0;
+	cl.dot_ends = 0;
+	return deliver_input(&cl, a, fd);
+}
+
+/* The accounts that have mail waiting, in the order of their oldest. */
+static char **
+queued_accounts(const char *dir, size_t *count)
+{
+	struct qentry	 q;
+	struct message	 m;
+	struct error	 e;
+	char		**ids, **names = NULL;
+	size_t		 n, i, j, k = 0;
+
+	memset(&e, 0, sizeof(e));
+	if (queue_scan(dir, &ids, &n, &e) == -1)
 		die(&e);
+	for (i = 0; i < n; i++) {
+		if (queue_open(dir, ids[i], &q, &m, &e) != 0)
+			continue;	/* busy, or reported when flushed */
+		for (j = 0; j < k && strcmp(names[j], q.account) != 0; j++)
+			;
+		if (j == k) {
+			names = xreallocarray(names, k + 1, sizeof(*names));
+			names[k++] = xstrdup(q.account);
+		}
+		message_free(&m);
+		qentry_free(&q);
+	}
+	queue_ids_free(ids, n);
+	*count = k;
+	return names;
+}
+
+/* -q: every account with mail waiting, one connection each. */
+static int
+queue_run(const struct cmdline *cl)
+{
+	struct cmdline	 one = *cl;
+	struct account	 def, a;
+	struct session	*s;
+	struct error	 e;
+	char		**names;
+	size_t		 n, i;
+
+	memset(&e, 0, sizeof(e));
+	if (config_account(cl, &def, &e) == -1)
+		die(&e);
+	names = queued_accounts(def.queue_dir, &n);
+	for (i = 0; i < n; i++) {
+		memset(&e, 0, sizeof(e));
+		one.account = names[i];
+		if (strcmp(names[i], def.name) == 0) {
+			a = def;
+			memset(&def, 0, sizeof(def));
+		} else if (config_account(&one, &a, &e) == -1) {
+			log_notice("mail queued for account %s stays: %s",
+			    names[i], e.msg);
+			continue;
+		}
+		s = NULL;
+		if (a.auth != NULL && config_password(&a, &e) == -1)
+			log_notice("%s", e.msg);
+		else
+			flush_account(&a, &s, NULL, 0);
+		smtp_close(s);
+		account_free(&a);
+	}
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	account_free(&def);
 	return EX_OK;
+}
+
+/*
+ * The process may hold a password: no core dump, and no ptrace or
+ * /proc/PID/mem for other processes of the same user.
+ */
+static void
+no_core_dumps(void)
+{
+	struct rlimit	 rl = { 0, 0 };
+
+	(void)setrlimit(RLIMIT_CORE, &rl);
+	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
 int
@@ -364,9 +616,11 @@ main(int argc, char *argv[])
 	struct cmdline	 cl;
 	struct account	 a;
 	struct error	 e;
+	void		*ctx[2];
 	int		 rc = EX_OK;
 
 	log_init(argv[0]);
+	no_core_dumps();
 	memset(&cl, 0, sizeof(cl));
 	memset(&e, 0, sizeof(e));
 	cl.dot_ends = 1;
@@ -383,22 +637,25 @@ main(int argc, char *argv[])
 		return EX_OK;
 	case MODE_NEWALIASES:
 		return EX_OK;	/* aliases are read at send time */
-	case MODE_QUEUE_LIST:
-		printf("Mail queue is empty\n");
-		return EX_OK;
 	case MODE_QUEUE_RUN:
-		return EX_OK;
-	case MODE_SMTP:
-		log_notice("-bs is not supported yet");
-		return EX_USAGE;
+		return queue_run(&cl);
 	default:
 		break;
 	}
 	if (config_account(&cl, &a, &e) == -1)
 		die(&e);
 	switch (cl.mode) {
+	case MODE_QUEUE_LIST:
+		queue_list(stdout, a.queue_dir, isatty(STDOUT_FILENO) ?
+		    terminal_width() : 0);
+		break;
 	case MODE_PRETEND:
 		pretend(&cl, &a);
+		break;
+	case MODE_SMTP:
+		ctx[0] = &a;
+		ctx[1] = &cl;
+		rc = bsmtp_serve(stdin, stdout, bs_deliver, ctx);
 		break;
 	case MODE_SERVERINFO:
 		if ((a.auth != NULL && config_password(&a, &e) == -1) ||
@@ -406,7 +663,7 @@ main(int argc, char *argv[])
 			die(&e);
 		break;
 	default:
-		rc = send_mode(&cl, &a);
+		rc = deliver_input(&cl, &a, STDIN_FILENO);
 		break;
 	}
 	account_free(&a);

@@ -320,4 +320,9 @@ int	 smtp_usable(const struct session *);
 void	 smtp_close(struct session *);
 int	 smtp_serverinfo(struct account *, FILE *, struct error *);
 
+/* bsmtp.c: -bs; each message is handed to the callback as a file. */
+typedef int (*bs_deliver_fn)(void *, const char *, char **, size_t, int,
+	    struct error *);
+int	 bsmtp_serve(FILE *, FILE *, bs_deliver_fn, void *);
+
 #endif /* SMARTHOST_H */
