@@ -478,7 +478,9 @@ send_body(struct session *s, const struct message *m, int stuff,
 
 	set_timeout(s, TO_DATA_BLOCK);
 	while (off < m->size) {
-		n = pread(m->fd, buf, sizeof(buf), off);
+		/* Only the message: a queued file has its envelope after it. */
+		n = pread(m->fd, buf, m->size - off < (off_t)sizeof(buf) ?
+		    (size_t)(m->size - off) : sizeof(buf), off);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n <= 0)

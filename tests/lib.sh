@@ -15,6 +15,13 @@ export TOP SMARTHOST TESTSRV CERTS
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/smarthost-test.XXXXXX")
 chmod 0700 "$T"
+# The machine's own files never matter: a home of our own, no system
+# configuration, no XDG directories from the caller.
+mkdir -p "$T/home"
+export HOME=$T/home SMARTHOST_SYSCONF=/nonexistent
+unset XDG_CONFIG_HOME XDG_STATE_HOME XDG_CACHE_HOME SMARTHOST_RELAY \
+    SMARTHOST_PASSWORD SMARTHOST_PASSWORD_FILE SMARTHOST_FROM \
+    CREDENTIALS_DIRECTORY
 trap 'lib_cleanup' EXIT INT TERM
 lib_pids=
 lib_cleanup() {

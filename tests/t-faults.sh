@@ -34,6 +34,8 @@ conf() {
 		echo "timeout 1"
 		echo "queue off"
 		echo "tls_session_cache off"
+		echo "queue_dir $T/queue"
+		echo "dead_letter $T/dead.letter"
 		for l in "$@"; do echo "$l"; done
 	} >"$f"
 	chmod 600 "$f"

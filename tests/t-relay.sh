@@ -23,6 +23,8 @@ conf() {	# FILE PORT STARTTLS [lines...]
 		echo "password $RELAY_PASS"
 		echo "from $RELAY_USER"
 		echo "tls_session_cache off"
+		echo "queue_dir $T/queue"
+		echo "dead_letter $T/dead.letter"
 		for l in "$@"; do echo "$l"; done
 	} >"$f"
 	chmod 600 "$f"
