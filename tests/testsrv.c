@@ -996,7 +996,8 @@ collect(struct conn *c, enum step step, struct effect *e)
 	c->occ[step]++;
 	for (i = 0; i < sc->n && e->n < MAXMATCH; i++) {
 		r = &sc->r[i];
-		if (r->step == step && (r->occ == 0 || r->occ == c->occ[step]) &&
+		if (r->step == step &&
+		    (r->occ == 0 || r->occ == c->occ[step]) &&
 		    (r->conn == 0 || r->conn == c->no))
 			e->r[e->n++] = r;
 	}
@@ -1699,7 +1700,8 @@ auth_ask(struct conn *c, enum step step, const char *mech, const char *b64)
 		code = reply(c, ST_AUTHSTEP,
 		    "500 5.5.6 Authentication exchange line is too long");
 	else if (strcmp(c->line, "*") == 0)
-		code = reply(c, ST_AUTHSTEP, "501 5.7.0 Authentication aborted");
+		code = reply(c, ST_AUTHSTEP,
+		    "501 5.7.0 Authentication aborted");
 	else
 		return 0;
 	auth_result(c, mech, code / 100 == 2, NULL);
@@ -2680,8 +2682,8 @@ parse_args(struct config *cf, int argc, char **argv)
 	cf->maxsecs = 120;
 	cf->timeout_ms = 30000;
 	set_greeting(cf, "220 " HOSTNAME " ESMTP ready");
-	while ((ch = getopt(argc, argv, "A:c:d:E:e:g:k:l:M:m:n:p:r:s:Tt:u:w:x:"))
-	    != -1) {
+	while ((ch = getopt(argc, argv,
+	    "A:c:d:E:e:g:k:l:M:m:n:p:r:s:Tt:u:w:x:")) != -1) {
 		switch (ch) {
 		case 'A': cf->cafile = optarg; break;
 		case 'c': cf->cert = optarg; break;
