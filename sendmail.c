@@ -404,6 +404,15 @@ settle(const struct account *a, struct message *m, struct qentry *q,
 	return why->code;
 }
 
+/* A fresh connection after the last one broke. */
+static int
+reconnect(struct account *a, struct session **sp, struct error *e)
+{
+	smtp_close(*sp);
+	*sp = smtp_open(a, e);
+	return *sp == NULL ? -1 : 0;
+}
+
 /* Deliver what waits in the queue for this account, oldest first. */
 static void
 flush_account(struct account *a, struct session **sp, const char *skip,
@@ -442,10 +451,12 @@ flush_account(struct account *a, struct session **sp, const char *skip,
 			error_set(&e, EX_DATAERR, "not delivered within "
 			    "queue_max_age; last error: %s", q.error);
 			rc = -1;
-		} else if (*sp == NULL || !smtp_usable(*sp)) {
-			smtp_close(*sp);
-			*sp = smtp_open(a, &e);
-			rc = *sp == NULL ? -1 : smtp_deliver(*sp, &m, &r, &e);
+		} else if (!smtp_usable(*sp) && reconnect(a, sp, &e) == -1) {
+			/* The relay is gone: the rest waits for next time. */
+			settle(a, &m, &q, 1, -1, &e, quiet);
+			message_free(&m);
+			qentry_free(&q);
+			break;
 		} else
 			rc = smtp_deliver(*sp, &m, &r, &e);
 		log_delivery(a, &m, rc == 0 ? &r : NULL, rc == 0 ? NULL : &e);
@@ -499,7 +510,10 @@ deliver_input(const struct cmdline *cl, struct account *a, int in)
 	else {
 		if (queued)
 			flush_account(a, &s, q.id, 1);
-		rc = smtp_deliver(s, &m, &r, &e);
+		if (!smtp_usable(s) && reconnect(a, &s, &e) == -1)
+			rc = -1;
+		else
+			rc = smtp_deliver(s, &m, &r, &e);
 	}
 	smtp_close(s);
 	log_delivery(a, &m, rc == 0 ? &r : NULL, rc == 0 ? NULL : &e);

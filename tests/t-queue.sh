@@ -1,0 +1,173 @@
+#!/bin/bash
+# Nothing is lost: temporary failures at each step end with the message
+# queued (exit 0), a later -q delivers each exactly once (also with two
+# runs at the same time), a permanent refusal lands in dead.letter, and
+# a kill -9 at any step leaves the message queued or delivered.
+ASAN_TOO=1
+. tests/lib.sh
+
+USER=alice@example.test
+PASS=alice-not-a-real-secret
+CAPS="AUTH PLAIN,PIPELINING,8BITMIME,ENHANCEDSTATUSCODES"
+Q=$T/queue
+
+srv() {	# NAME COUNT [testsrv options]
+	name=$1 count=$2; shift 2
+	rm -rf "$T/$name"; mkdir -p "$T/$name/mail"
+	bg "$TESTSRV" -p 0 -w "$T/$name/port" -t "$T/$name/tr" \
+	    -d "$T/$name/mail" -n "$count" -x 60 -u "$USER:$PASS" \
+	    -T -c "$CERTS/server.pem" -k "$CERTS/server.key" -e "$CAPS" "$@"
+	SRV=$!
+	for _ in $(seq 200); do [ -s "$T/$name/port" ] && break; sleep 0.02
+	done
+	PORT=$(cat "$T/$name/port")
+	TR=$T/$name/tr
+	MAIL=$T/$name/mail
+}
+
+CONF=$T/smarthost.conf
+conf() {	# PORT
+	cat >"$CONF" <<EOC
+account default
+host 127.0.0.1
+port $1
+tls_starttls off
+tls_trust_file $CERTS/ca.pem
+user $USER
+password $PASS
+from $USER
+timeout 1
+queue_dir $Q
+dead_letter $T/dead.letter
+tls_session_cache off
+EOC
+	chmod 600 "$CONF"
+}
+
+n=0
+send() {	# NAME: a message with a unique subject; sets RC
+	n=$((n + 1))
+	printf 'Subject: msg-%s\n\nbody of %s\n' "$1" "$1" |
+	    "$SMARTHOST" -C "$CONF" bob@example.org >"$T/$1.out" 2>"$T/$1.err"
+	RC=$?
+}
+queued() { ls "$Q" 2>/dev/null | grep -cv '\.status$'; }
+
+# 1. Relay down: queued, exit 0, a notice with the id.
+conf "$(free_port)"
+send down
+check_eq "relay down: exit 0" "$RC" 0
+check_grep "relay down: notice names the queue id" \
+    'queued as 20[0-9T]*-[0-9a-f]*; it will be sent' "$T/down.err"
+check_eq "relay down: one message in the queue" "$(queued)" 1
+"$SMARTHOST" -C "$CONF" -bp >"$T/mailq.out" 2>&1
+check_grep "mailq: lists the message" '^20[0-9T]*-[0-9a-f]* ' "$T/mailq.out"
+check_grep "mailq: shows the recipient" 'bob@example.org' "$T/mailq.out"
+check_grep "mailq: shows the last error" 'cannot connect to 127.0.0.1' \
+    "$T/mailq.out"
+
+# 2. A temporary failure at each step: queued.
+for rule in 'greeting reply 421 4.3.2 busy' 'ehlo close' \
+    'auth reply 454 4.7.0 later' 'mail reply 451 4.7.1 greylisted' \
+    'rcpt reply 450 4.2.0 later' 'data reply 451 4.3.0 later' \
+    'data-body drop 10' 'data-end close' 'data-end reply 452 4.3.1 full' \
+    'mail delay 7000'; do
+	step=${rule%% *}-${rule#* }; step=${step%% *}
+	printf '%s\n' "$rule" >"$T/rule"
+	srv "t-$step" 1 -s "$T/rule"
+	conf "$PORT"
+	before=$(queued)
+	send "t-$step"
+	wait "$SRV" 2>/dev/null
+	check_eq "$rule: exit 0" "$RC" 0
+	check_eq "$rule: one more message queued" "$(queued)" $((before + 1))
+done
+
+# 3. The relay is back: one -q delivers every queued message once.
+total=$(queued)
+srv flush 1
+conf "$PORT"
+"$SMARTHOST" -C "$CONF" -q >"$T/flush.out" 2>&1
+RC=$?
+wait "$SRV" 2>/dev/null
+check_eq "-q: exit 0" "$RC" 0
+check_eq "-q: the queue is empty" "$(queued)" 0
+check_eq "-q: every message delivered" "$(ls "$MAIL"/*.eml | wc -l)" "$total"
+check_eq "-q: one connection for all" "$(grep -c '^CONNECT' "$TR")" 1
+check_eq "-q: no message twice" \
+    "$(grep -h '^Subject:' "$MAIL"/*.eml | sort | uniq -d | wc -l)" 0
+"$SMARTHOST" -C "$CONF" -bp >"$T/mailq2.out" 2>&1
+check_eq "mailq: an empty queue says so" "$(cat "$T/mailq2.out")" \
+    "Mail queue is empty"
+
+# 4. Two -q runs at once never send a message twice.
+conf "$(free_port)"
+for i in 1 2 3 4 5 6; do send "twice-$i"; done
+srv both 2
+conf "$PORT"
+"$SMARTHOST" -C "$CONF" -q >/dev/null 2>&1 &
+p1=$!
+"$SMARTHOST" -C "$CONF" -q >/dev/null 2>&1 &
+p2=$!
+wait "$p1" "$p2"
+kill "$SRV" 2>/dev/null; wait "$SRV" 2>/dev/null
+check_eq "two -q at once: the queue is empty" "$(queued)" 0
+check_eq "two -q at once: six messages delivered" \
+    "$(ls "$MAIL"/*.eml 2>/dev/null | wc -l)" 6
+check_eq "two -q at once: none twice" \
+    "$(grep -h '^Subject:' "$MAIL"/*.eml | sort | uniq -d | wc -l)" 0
+
+# 5. A permanent refusal: dead.letter with the whole message, exit 65.
+printf 'rcpt reply 550 5.1.1 no such user\n' >"$T/rule"
+srv perm 1 -s "$T/rule"
+conf "$PORT"
+send perm
+wait "$SRV" 2>/dev/null
+check_eq "5xx: exit 65" "$RC" 65
+check_eq "5xx: not queued" "$(queued)" 0
+check_grep "5xx: dead.letter has the mbox From line" \
+    "^From $USER " "$T/dead.letter"
+check_grep "5xx: dead.letter has the reason" \
+    '^X-Smarthost-Error: .*550 5.1.1' "$T/dead.letter"
+check_grep "5xx: dead.letter has the body" '^body of perm$' \
+    "$T/dead.letter"
+check_grep "5xx: says where it went" "appended to $T/dead.letter" \
+    "$T/perm.err"
+
+# 6. A wrong password needs a person: kept in the queue, exit 77.
+srv pw 1
+conf "$PORT"
+sed -i 's/^password .*/password wrong/' "$CONF"
+send pw
+wait "$SRV" 2>/dev/null
+check_eq "wrong password: exit 77" "$RC" 77
+check_grep "wrong password: kept with its id" \
+    'kept in the queue as 20[0-9T]*-' "$T/pw.err"
+check_eq "wrong password: queued" "$(queued)" 1
+srv pw2 1
+conf "$PORT"
+"$SMARTHOST" -C "$CONF" -q >/dev/null 2>&1
+wait "$SRV" 2>/dev/null
+check_eq "wrong password fixed: -q delivers it" "$(queued)" 0
+
+# 7. kill -9 at each step: queued or delivered, never neither.
+for step in greeting ehlo auth mail rcpt data data-end; do
+	printf '%s delay 3000\n' "$step" >"$T/rule"
+	srv "kill-$step" 1 -s "$T/rule"
+	conf "$PORT"
+	printf 'Subject: kill-%s\n\nx\n' "$step" |
+	    "$SMARTHOST" -C "$CONF" bob@example.org >/dev/null 2>&1 &
+	p=$!
+	sleep 1
+	kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null
+	kill "$SRV" 2>/dev/null; wait "$SRV" 2>/dev/null
+	got=$(grep -l "^Subject: kill-$step" "$MAIL"/*.eml 2>/dev/null | wc -l)
+	inq=$(grep -l "^Subject: kill-$step" "$Q"/* 2>/dev/null | wc -l)
+	check "kill -9 during $step: queued or delivered" \
+	    test $((got + inq)) -ge 1
+done
+srv killflush 1
+conf "$PORT"
+"$SMARTHOST" -C "$CONF" -q >/dev/null 2>&1
+wait "$SRV" 2>/dev/null
+check_eq "after the kills, -q empties the queue" "$(queued)" 0
