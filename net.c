@@ -112,6 +112,7 @@ net_connect(struct conn *c, const char *host, int port,
 
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
+	c->wmax = sizeof(c->wbuf);
 	snprintf(portstr, sizeof(portstr), "%d", port);
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
@@ -299,7 +300,11 @@ net_flush(struct conn *c, struct error *e)
 	return send_all(c, c->wbuf, len, e);
 }
 
-/* Buffer LEN bytes; every full 16 KiB goes out as one record. */
+/*
+ * Buffer LEN bytes; each time the buffer holds what fills one TLS record
+ * (c->wmax: TLS 1.3 padding leaves a little less than 16 KiB), it goes
+ * out as exactly one record.
+ */
 int
 net_write(struct conn *c, const void *buf, size_t len, struct error *e)
 {
@@ -307,16 +312,16 @@ net_write(struct conn *c, const void *buf, size_t len, struct error *e)
 	size_t			 n;
 
 	while (len > 0) {
-		n = sizeof(c->wbuf) - c->wlen;
+		n = c->wmax - c->wlen;
 		if (n > len)
 			n = len;
 		memcpy(c->wbuf + c->wlen, p, n);
 		c->wlen += n;
 		p += n;
 		len -= n;
-		if (c->wlen == sizeof(c->wbuf)) {
+		if (c->wlen == c->wmax) {
 			c->wlen = 0;
-			if (send_all(c, c->wbuf, sizeof(c->wbuf), e) == -1)
+			if (send_all(c, c->wbuf, c->wmax, e) == -1)
 				return -1;
 		}
 	}

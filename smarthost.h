@@ -166,6 +166,28 @@ void	 config_print(FILE *, const struct account *);
 void	 account_free(struct account *);
 const char *const *config_directives(void);	/* NULL-terminated */
 
+/* providers.c: the presets of SPEC section 6, one table */
+struct preset {
+	char		 name[64];	/* canonical: "gmx", "ses-eu-west-1" */
+	char		 host[128];
+	int		 port;
+	int		 starttls;	/* 0 = implicit TLS */
+	const char	*auth;		/* mechanism to use; NULL = strongest */
+	int		 sender_login;	/* the relay takes only the login */
+	const char	*user;		/* fixed user name, or NULL */
+	const char	*note;
+	const char	*source;	/* the provider's documentation page */
+};
+int	 provider_find(const char *, struct preset *, struct error *);
+int	 provider_for_address(const char *, struct preset *,
+	    struct error *);			/* 1 = found */
+const char *provider_hint(const char *, const char *);	/* or NULL */
+void	 providers_list(FILE *);
+
+/* setup.c: smarthost --import-postfix [DIR], --configure ADDRESS */
+int	 setup_import_postfix(const char *, FILE *, struct error *);
+int	 setup_configure(const char *, struct error *);
+
 /*
  * The message (message.c): read from stdin into an unlinked spool file,
  * headers fixed, line endings made CRLF, long lines broken.  The spool
@@ -253,6 +275,7 @@ struct conn {
 	size_t		 rpos, rlen;
 	unsigned char	 wbuf[16384];	/* one full TLS record */
 	size_t		 wlen;
+	size_t		 wmax;		/* what fills one record: <= wbuf */
 	int		 timeout_ms;	/* for the current wait */
 	unsigned	 reads;		/* read calls that returned data */
 	unsigned	 flushes;	/* flights written */
@@ -281,6 +304,7 @@ struct tls_info {
 	int	 resumed;
 };
 int	 tls_start(struct conn *, const struct account *, struct error *);
+size_t	 tls_record_payload(struct tls *);
 int	 tls_read(struct tls *, void *, size_t, int, struct error *);
 int	 tls_write(struct tls *, const void *, size_t, struct error *);
 int	 tls_exporter(struct tls *, char *, size_t);	/* base64 */

@@ -556,10 +556,22 @@ tls_start(struct conn *c, const struct account *a, struct error *e)
 		return -1;
 	}
 	c->tls = t;
+	c->wmax = tls_record_payload(t);
 	trace("-- TLS %s %s%s", mbedtls_ssl_get_version(&t->ssl),
 	    mbedtls_ssl_get_ciphersuite(&t->ssl),
 	    t->loaded && !t->have_leaf ? " (resumed)" : "");
 	return 0;
+}
+
+/* How much plaintext fills one record, so no write splits into two. */
+size_t
+tls_record_payload(struct tls *t)
+{
+	int	 n = mbedtls_ssl_get_max_out_record_payload(&t->ssl);
+
+	if (n <= 0 || n > 16384)
+		return 16384;
+	return (size_t)n;
 }
 
 int

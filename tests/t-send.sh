@@ -172,3 +172,24 @@ check_grep "trace: shows the dialogue" '^-> MAIL FROM:' "$T/trace.err"
 check_grep "trace: AUTH redacted" '^-> AUTH PLAIN <redacted>' "$T/trace.err"
 check_nogrep "trace: no password" "$PASS" "$T/trace.err"
 check_nogrep "trace: no base64 credentials" "$b64" "$T/trace.err"
+
+# 8. Coalescing: a 1 MB message leaves in full TLS records, not one per
+# line (msmtp writes ~14000 records for it).  The relay counts the TLS
+# records it read for the message (one per read over TLS).
+srv coalesce -T -c "$CERTS/server.pem" -k "$CERTS/server.key" \
+    -e "AUTH PLAIN,PIPELINING,CHUNKING,8BITMIME"
+conf coalesce "tls_starttls off"
+{
+	printf 'Subject: 1 MB\n\n'
+	head -c 770000 /dev/urandom | base64 -w 76
+} >"$T/1mb.msg"
+"$SMARTHOST" -C "$CONF" -i bob@example.org <"$T/1mb.msg" >/dev/null 2>&1
+RC=$?
+wait
+check_eq "1 MB message: exit 0" "$RC" 0
+set -- $(awk '$1 == "DATA" {print $3, $4}' "$TR")
+octets=${1:-0} records=${2:-0}
+# 16369 octets fill a TLS 1.3 record once mbedTLS has padded it.
+floor=$(( (octets + 16368) / 16369 ))
+check "1 MB message: $records records for $octets octets (floor $floor)" \
+    test "$records" -ge "$floor" -a "$records" -le $((floor + 1))
