@@ -161,14 +161,22 @@ net_connect(struct conn *c, const char *host, int port,
 	    host, port, why[0] ? why : "timed out");
 }
 
-/* Wait until fd is ready for EVENTS or the deadline passes. */
+/*
+ * Wait until fd is ready for EVENTS or the deadline passes.  Before a
+ * read, ask for quick ACKs: a relay that writes its TLS ticket and its
+ * greeting in two segments (Postfix does) otherwise waits for our
+ * delayed ACK under Nagle, 40 ms on Linux, before sending the second.
+ */
 int
 net_wait(int fd, short events, int ms)
 {
 	struct pollfd	 pfd;
 	long long	 deadline = now_ms() + ms, left;
-	int		 rc;
+	int		 rc, one = 1;
 
+	if (events & POLLIN)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one,
+		    sizeof(one));
 	pfd.fd = fd;
 	pfd.events = events;
 	for (;;) {
