@@ -25,7 +25,7 @@ ALLCFLAGS = -std=c11 $(WARN) $(DEFS) $(HARDEN) $(PKGCFLAGS) $(CFLAGS)
 ALLLDFLAGS = -pie -Wl,-z,relro,-z,now $(LDFLAGS)
 
 SRCS	 = sendmail.c config.c message.c net.c tls.c auth.c smtp.c log.c \
-	   queue.c bsmtp.c
+	   queue.c bsmtp.c providers.c setup.c
 LIBSRCS	 = $(filter-out sendmail.c,$(SRCS))
 UNITS	 = $(patsubst tests/%.c,%,$(wildcard tests/unit_*.c))
 

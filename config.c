@@ -48,7 +48,8 @@
 
 /* Directives, in the order of SPEC section 3 (and of config_print). */
 enum dir {
-	D_HOST, D_PORT, D_RELAYHOST, D_TLS, D_TLS_STARTTLS, D_TLS_TRUST_FILE,
+	D_HOST, D_PORT, D_RELAYHOST, D_PROVIDER, D_TLS, D_TLS_STARTTLS,
+	D_TLS_TRUST_FILE,
 	D_TLS_FINGERPRINT, D_TLS_CERT_FILE, D_TLS_KEY_FILE,
 	D_TLS_HOST_OVERRIDE, D_TLS_MIN_VERSION, D_TLS_CERTCHECK,
 	D_TLS_SESSION_CACHE, D_TIMEOUT, D_DOMAIN, D_SOURCE_IP,
@@ -68,6 +69,7 @@ enum vtype {
 	V_NAME,		/* a host or domain name: no blanks */
 	V_PORT,
 	V_RELAYHOST,	/* [HOST]:PORT, sets host and port */
+	V_PROVIDER,	/* a preset name, normalized by providers.c */
 	V_BOOL,		/* on|off; empty = on (msmtp) */
 	V_FILE,		/* ~ expanded */
 	V_TRUST,	/* system|FILE */
@@ -96,6 +98,7 @@ static const char *const names[D_COUNT + 1] = {
 	[D_HOST] = "host",
 	[D_PORT] = "port",
 	[D_RELAYHOST] = "relayhost",
+	[D_PROVIDER] = "provider",
 	[D_TLS] = "tls",
 	[D_TLS_STARTTLS] = "tls_starttls",
 	[D_TLS_TRUST_FILE] = "tls_trust_file",
@@ -138,6 +141,7 @@ static const struct directive dirs[D_COUNT] = {
 	[D_HOST] = { V_NAME, 1, offsetof(struct account, host) },
 	[D_PORT] = { V_PORT, 1, offsetof(struct account, port) },
 	[D_RELAYHOST] = { V_RELAYHOST, 1, 0 },
+	[D_PROVIDER] = { V_PROVIDER, 1, offsetof(struct account, provider) },
 	[D_TLS] = { V_BOOL, 1, offsetof(struct account, tls) },
 	[D_TLS_STARTTLS] = { V_BOOL, 1, offsetof(struct account, starttls) },
 	[D_TLS_TRUST_FILE] = { V_TRUST, 1,
@@ -849,6 +853,7 @@ value_norm(const struct ctx *c, enum dir d, const char *arg, char **out,
 	case V_SYSLOG:
 		return norm_syslog(arg, out, why);
 	case V_RELAYHOST:
+	case V_PROVIDER:
 		break;
 	}
 	*why = "internal error: no checker for this directive";
@@ -912,6 +917,24 @@ relayhost_apply(struct settings *s, const char *arg, const char *where,
 	return 0;
 }
 
+/* The preset's own name, so that an alias and a typo show up early. */
+static int
+provider_apply(struct settings *s, const char *arg, const char *where,
+    int code, struct error *err)
+{
+	struct preset	 p;
+	struct error	 perr;
+
+	if (*arg == '\0') {
+		settings_put(s, D_PROVIDER, xstrdup(""), 1);
+		return 0;
+	}
+	if (provider_find(arg, &p, &perr) == -1)
+		return error_set(err, code, "%s: %s", where, perr.msg);
+	settings_put(s, D_PROVIDER, xstrdup(p.name), 1);
+	return 0;
+}
+
 /* Check one directive's argument and record it in a layer. */
 static int
 directive_apply(const struct ctx *c, struct settings *s, enum dir d,
@@ -925,6 +948,8 @@ directive_apply(const struct ctx *c, struct settings *s, enum dir d,
 		    "CR or LF character", where, names[d]);
 	if (d == D_RELAYHOST)
 		return relayhost_apply(s, arg, where, code, err);
+	if (d == D_PROVIDER)
+		return provider_apply(s, arg, where, code, err);
 	if (value_norm(c, d, arg, &v, &why) == -1) {
 		sanitize(shown, sizeof(shown), arg);
 		return error_set(err, code, "%s: invalid value '%s' for %s: %s",
@@ -1809,6 +1834,48 @@ account_check(const struct account *a, const struct clist *all,
 }
 
 static void
+preset_put(struct settings *s, enum dir d, const char *v)
+{
+	if (s->val[d] == NULL && v != NULL)
+		settings_put(s, d, xstrdup(v), 1);
+}
+
+/*
+ * A preset fills only what no layer mentions, so the account's own
+ * directives win wherever they stand.  A relay that takes only the
+ * login as sender gets it as from, and -f and local From headers give
+ * way to it.
+ */
+static int
+preset_apply(struct settings *s, struct error *err)
+{
+	struct preset	 p;
+	const char	*user;
+	char		 port[16];
+
+	if (!is_set(s, D_PROVIDER))
+		return 0;
+	if (provider_find(s->val[D_PROVIDER], &p, err) == -1)
+		return -1;
+	snprintf(port, sizeof(port), "%d", p.port);
+	preset_put(s, D_HOST, p.host);
+	preset_put(s, D_PORT, port);
+	preset_put(s, D_TLS_STARTTLS, p.starttls ? "on" : "off");
+	preset_put(s, D_USER, p.user);
+	if (!is_set(s, D_USER))
+		return 0;
+	preset_put(s, D_AUTH, p.auth);
+	user = s->val[D_USER];
+	if (!p.sender_login || strchr(user, '@') == NULL ||
+	    strpbrk(user, "% \t") != NULL)
+		return 0;
+	preset_put(s, D_FROM, user);
+	preset_put(s, D_ALLOW_FROM_OVERRIDE, "off");
+	preset_put(s, D_SET_FROM_HEADER, "on");
+	return 0;
+}
+
+static void
 files_clear(struct files *f)
 {
 	size_t	 i;
@@ -1849,6 +1916,9 @@ config_account(const struct cmdline *cl, struct account *a,
 			settings_copy(&fin, &chosen->s, 0, 0);
 		settings_copy(&fin, &env, 0, 1);
 		settings_copy(&fin, &over, 0, 1);
+		rc = preset_apply(&fin, err);
+	}
+	if (rc == 0) {
 		account_build(a, &fin, chosen, &c);
 		rc = account_check(a, &all, chosen, &f, err);
 	}
@@ -2349,7 +2419,9 @@ config_print(FILE *fp, const struct account *a)
 	fprintf(fp, "account %s (%s)\n", a->name != NULL ? a->name : "",
 	    a->source != NULL ? a->source : "");
 	for (d = 0; d < D_COUNT; d++) {
-		if (d == D_RELAYHOST)
+		/* No preset in use: the line would only be noise. */
+		if (d == D_RELAYHOST ||
+		    (d == D_PROVIDER && a->provider == NULL))
 			continue;
 		fprintf(fp, "%s ", names[d]);
 		print_value(fp, a, d);

@@ -1,0 +1,459 @@
+/*
+ * Provider presets (SPEC section 6): the one table of what each mail
+ * provider needs, from the seed and the providers' own documentation,
+ * and the lookups on it: by name (the `provider' directive), by the
+ * domain of an address (--configure) and by the text of a relay's reply
+ * (the hint printed with an error).
+ *
+ * Rows marked "checked" had host, port and TLS mode confirmed against
+ * the source page (or a page quoting it) when they were written; the
+ * others follow the seed or common knowledge and say so.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sysexits.h>
+
+#include "smarthost.h"
+
+#define NAME_MAX_LEN	48	/* of a provider name, ses-REGION included */
+#define HINTS_MAX	3
+#define SES_HOST	"email-smtp.%s.amazonaws.com"	/* %s: the region */
+
+struct hint {
+	const char	*match;	/* '|'-separated, case-insensitive */
+	const char	*text;
+};
+
+struct provider {
+	const char	*name;
+	const char	*aliases;	/* blank-separated */
+	const char	*domains;	/* mail domains it serves, blank-sep. */
+	const char	*host;
+	int		 port;
+	int		 starttls;	/* 0 = implicit TLS */
+	const char	*auth;		/* mechanism, NULL = strongest */
+	int		 sender_login;	/* only the login is a valid sender */
+	const char	*user;		/* fixed user name, or NULL */
+	const char	*closed;	/* the service is gone: why */
+	const char	*note;
+	struct hint	 hints[HINTS_MAX];
+	const char	*source;
+};
+
+#define APP_PASSWORD_HINT(who, where)					\
+	who ": the relay refused the password; it wants an app password " \
+	"(create one at " where ") instead of the account password"
+
+static const struct provider providers[] = {
+	/* Seed: mail.gmx.net:587, sender bound to the login; not checked. */
+	{ "gmx", "gmx.de gmx.net", "gmx.de gmx.net gmx.at gmx.ch",
+	    "mail.gmx.net", 587, 1, NULL, 1, NULL, NULL,
+	    "sender must be the login; enable POP3/IMAP access first",
+	    { { "authentication|credentials|POP3|logon",
+		"GMX: enable \"POP3/IMAP Abruf\" (access by external "
+		"programs) under Settings in the GMX web mail, and log in "
+		"with the full e-mail address or the customer number" },
+	      { "sender address|not allowed|not owned",
+		"GMX accepts only the address you log in with as sender: "
+		"set from to it (the gmx preset does when from is unset)" },
+	      { NULL, NULL } },
+	    "https://hilfe.gmx.net/pop-imap/imap/outlook.html" },
+	/* Seed (error text, POP3/IMAP switch); host not checked. */
+	{ "web.de", "webde", "web.de",
+	    "smtp.web.de", 587, 1, NULL, 1, NULL, NULL,
+	    "sender must be the login; enable POP3/IMAP access first",
+	    { { "POP3 logon too old|Authentification failed|"
+		"authentication failed",
+		"WEB.DE: enable \"POP3/IMAP Abruf\" under Settings in the "
+		"WEB.DE web mail: until then it refuses mail from external "
+		"programs" },
+	      { NULL, NULL }, { NULL, NULL } },
+	    "https://hilfe.web.de/pop-imap/einschalten.html" },
+	/* Seed: [posteo.de]:587 with STARTTLS, 465 refused; not checked. */
+	{ "posteo", NULL,
+	    "posteo.de posteo.net posteo.at posteo.ch posteo.org posteo.eu",
+	    "posteo.de", 587, 1, NULL, 0, NULL, NULL,
+	    "STARTTLS on 587 only (the seed reports 465 refused)",
+	    { { NULL, NULL }, { NULL, NULL }, { NULL, NULL } },
+	    "https://posteo.de/en/help/how-do-i-set-up-posteo-in-an-email-"
+	    "client-pop3-imap-and-smtp" },
+	/* Seed: smtp.1und1.de, only the plaintext mechanisms; the host is
+	 * now smtp.ionos.de (not checked). */
+	{ "ionos", "1und1 1and1 1&1", "",
+	    "smtp.ionos.de", 587, 1, "PLAIN", 0, NULL, NULL,
+	    "was smtp.1und1.de; PLAIN inside TLS (the seed: noplaintext "
+	    "must go)",
+	    { { NULL, NULL }, { NULL, NULL }, { NULL, NULL } },
+	    "https://www.ionos.de/hilfe/e-mail/grundlagen/serverinformation"
+	    "en-fuer-imap-pop3-und-smtp/" },
+	/* Seed: postman.arcor-online.net off since November 2005. */
+	{ "arcor", NULL, "arcor.de",
+	    "mail.arcor.de", 25, 1, NULL, 0, NULL,
+	    "Arcor no longer exists as a mail provider (taken over by "
+	    "Vodafone in 2008, dissolved in 2011; the seed's "
+	    "postman.arcor-online.net was switched off in November 2005): "
+	    "set host to the relay Vodafone names for arcor.de mailboxes",
+	    "closed",
+	    { { NULL, NULL }, { NULL, NULL }, { NULL, NULL } },
+	    "https://dsl.preisvergleich.de/info/14578/arcor-umzug/" },
+	/* Seed: other senders are filtered; host and port not checked. */
+	{ "aol", NULL, "aol.com aol.de aim.com",
+	    "smtp.aol.com", 465, 0, NULL, 1, NULL, NULL,
+	    "sender must be the login; needs an app password",
+	    { { "AUTH005|authentication|535",
+		APP_PASSWORD_HINT("AOL", "the AOL account security page") },
+	      { NULL, NULL }, { NULL, NULL } },
+	    "https://help.aol.com/articles/how-do-i-use-other-email-"
+	    "applications-to-send-and-receive-my-aol-mail" },
+	/* Seed: smtp.googlemail.com:587; 465 implicit TLS is the same. */
+	{ "gmail", "googlemail google", "gmail.com googlemail.com",
+	    "smtp.gmail.com", 465, 0, NULL, 0, NULL, NULL,
+	    "Gmail rewrites From to the login itself; needs an app password",
+	    { { "Application-specific password required|"
+		"Username and Password not accepted|BadCredentials",
+		APP_PASSWORD_HINT("Gmail",
+		    "https://myaccount.google.com/apppasswords, which needs "
+		    "2-Step Verification") },
+	      { NULL, NULL }, { NULL, NULL } },
+	    "https://support.google.com/mail/answer/7126229" },
+	/* Checked. */
+	{ "outlook", "hotmail live outlook.com",
+	    "outlook.com hotmail.com live.com msn.com outlook.de hotmail.de "
+	    "live.de",
+	    "smtp-mail.outlook.com", 587, 1, NULL, 0, NULL, NULL,
+	    "password login is being retired: auth xoauth2 with a token "
+	    "helper in passwordeval",
+	    { { "basic authentication is disabled|BasicAuthBlocked",
+		"Outlook.com no longer accepts the password: use auth "
+		"xoauth2 with passwordeval printing an OAuth token" },
+	      { NULL, NULL }, { NULL, NULL } },
+	    "https://support.microsoft.com/en-us/office/pop-imap-and-smtp-"
+	    "settings-for-outlook-com-d088b986-291d-42b8-9564-9c414e2aa040" },
+	/* Checked. */
+	{ "office365", "microsoft365 m365 exchange-online", "",
+	    "smtp.office365.com", 587, 1, NULL, 0, NULL, NULL,
+	    "authenticated SMTP must be enabled for the mailbox",
+	    { { "SmtpClientAuthentication is disabled",
+		"Microsoft 365: authenticated SMTP is disabled for this "
+		"mailbox; an administrator enables it in the Microsoft 365 "
+		"admin center (the user, Mail, Manage email apps, "
+		"Authenticated SMTP)" },
+	      { NULL, NULL }, { NULL, NULL } },
+	    "https://learn.microsoft.com/en-us/exchange/clients-and-mobile-"
+	    "in-exchange-online/authenticated-client-smtp-submission" },
+	/* Checked: 587 STARTTLS, app-specific password. */
+	{ "icloud", "apple", "icloud.com me.com mac.com",
+	    "smtp.mail.me.com", 587, 1, NULL, 0, NULL, NULL,
+	    "needs an app-specific password; user is the full address",
+	    { { "authentication|535",
+		APP_PASSWORD_HINT("iCloud", "https://account.apple.com") },
+	      { NULL, NULL }, { NULL, NULL } },
+	    "https://support.apple.com/en-us/102525" },
+	/* Not checked. */
+	{ "yahoo", "ymail", "yahoo.com yahoo.de yahoo.co.uk yahoo.fr "
+	    "ymail.com rocketmail.com",
+	    "smtp.mail.yahoo.com", 465, 0, NULL, 0, NULL, NULL,
+	    "needs an app password",
+	    { { "authentication|535",
+		APP_PASSWORD_HINT("Yahoo", "the Yahoo account security "
+		    "page") },
+	      { NULL, NULL }, { NULL, NULL } },
+	    "https://help.yahoo.com/kb/SLN4075.html" },
+	/* Checked (465 implicit TLS, app passwords). */
+	{ "fastmail", NULL, "fastmail.com fastmail.fm",
+	    "smtp.fastmail.com", 465, 0, NULL, 0, NULL, NULL,
+	    "needs an app password",
+	    { { "authentication|535",
+		APP_PASSWORD_HINT("Fastmail", "Settings, Privacy & "
+		    "Security, App passwords") },
+	      { NULL, NULL }, { NULL, NULL } },
+	    "https://www.fastmail.help/hc/en-us/articles/1500000279921" },
+	/* Checked. */
+	{ "mailbox.org", "mailbox", "mailbox.org",
+	    "smtp.mailbox.org", 465, 0, NULL, 0, NULL, NULL,
+	    "with two-factor login, an application password",
+	    { { NULL, NULL }, { NULL, NULL }, { NULL, NULL } },
+	    "https://kb.mailbox.org/en/private/e-mail/e-mail-configuration" },
+	/* Not checked. */
+	{ "zoho", NULL, "zoho.com zohomail.com",
+	    "smtp.zoho.com", 465, 0, NULL, 1, NULL, NULL,
+	    "sender must be the login or an alias; EU accounts: zoho-eu",
+	    { { "Relaying disallowed|Sender is not allowed",
+		"Zoho accepts only your own address or an alias as sender" },
+	      { NULL, NULL }, { NULL, NULL } },
+	    "https://www.zoho.com/mail/help/zoho-smtp.html" },
+	{ "zoho-eu", NULL, "zoho.eu",
+	    "smtp.zoho.eu", 465, 0, NULL, 1, NULL, NULL,
+	    "sender must be the login or an alias",
+	    { { "Relaying disallowed|Sender is not allowed",
+		"Zoho accepts only your own address or an alias as sender" },
+	      { NULL, NULL }, { NULL, NULL } },
+	    "https://www.zoho.com/mail/help/zoho-smtp.html" },
+	/* Checked: STARTTLS 25/587/2587, TLS wrapper 465/2465. */
+	{ "ses-REGION", NULL, "",
+	    "email-smtp.REGION.amazonaws.com", 465, 0, NULL, 0, NULL, NULL,
+	    "any AWS region, e.g. ses-eu-west-1; user and password are "
+	    "SES SMTP credentials, not IAM keys",
+	    { { "not verified",
+		"Amazon SES: verify the sender address or domain in this "
+		"region (in the sandbox, the recipients too)" },
+	      { NULL, NULL }, { NULL, NULL } },
+	    "https://docs.aws.amazon.com/ses/latest/dg/smtp-connect.html" },
+	/* Not checked. */
+	{ "sendgrid", NULL, "",
+	    "smtp.sendgrid.net", 465, 0, NULL, 0, "apikey", NULL,
+	    "user is literally apikey, the password an API key",
+	    { { "verified Sender Identity",
+		"SendGrid: verify the sender (Single Sender Verification) "
+		"or authenticate its domain" },
+	      { NULL, NULL }, { NULL, NULL } },
+	    "https://www.twilio.com/docs/sendgrid/for-developers/sending-"
+	    "email/integrating-with-the-smtp-api" },
+	/* Checked: 465 implicit TLS; US and EU are separate. */
+	{ "mailgun", NULL, "",
+	    "smtp.mailgun.org", 465, 0, NULL, 0, NULL, NULL,
+	    "user is the domain's SMTP login; EU domains: mailgun-eu",
+	    { { NULL, NULL }, { NULL, NULL }, { NULL, NULL } },
+	    "https://documentation.mailgun.com/docs/mailgun/user-manual/"
+	    "sending-messages/send-smtp" },
+	{ "mailgun-eu", NULL, "",
+	    "smtp.eu.mailgun.org", 465, 0, NULL, 0, NULL, NULL,
+	    "user is the domain's SMTP login",
+	    { { NULL, NULL }, { NULL, NULL }, { NULL, NULL } },
+	    "https://documentation.mailgun.com/docs/mailgun/user-manual/"
+	    "sending-messages/send-smtp" },
+	/* Checked: 25, 2525, 587 with STARTTLS; no implicit TLS port. */
+	{ "postmark", NULL, "",
+	    "smtp.postmarkapp.com", 587, 1, NULL, 0, NULL, NULL,
+	    "user and password are both the Server API token",
+	    { { NULL, NULL }, { NULL, NULL }, { NULL, NULL } },
+	    "https://postmarkapp.com/support/article/811-what-are-the-smtp-"
+	    "details-api-tokens-i-should-be-using" },
+	/* Checked: 465 with TLS, 587/2525 with STARTTLS. */
+	{ "brevo", "sendinblue", "",
+	    "smtp-relay.brevo.com", 465, 0, NULL, 0, NULL, NULL,
+	    "user is the SMTP login of the account, the password an SMTP key",
+	    { { NULL, NULL }, { NULL, NULL }, { NULL, NULL } },
+	    "https://developers.brevo.com/docs/smtp-integration" },
+	/* Seed (like GMX); host of the MX Plan mailboxes, not checked. */
+	{ "ovh", NULL, "",
+	    "ssl0.ovh.net", 465, 0, NULL, 0, NULL, NULL,
+	    "MX Plan mailboxes; Exchange mailboxes have their own host",
+	    { { NULL, NULL }, { NULL, NULL }, { NULL, NULL } },
+	    "https://help.ovhcloud.com/csm/en-web-hosting-email-configure-"
+	    "thunderbird" },
+	/* Not checked. */
+	{ "t-online", "telekom", "t-online.de",
+	    "securesmtp.t-online.de", 465, 0, NULL, 0, NULL, NULL,
+	    "needs the separate password for e-mail programs",
+	    { { "authentication|535",
+		"T-Online: use the password for e-mail programs (set in the "
+		"Telekom e-mail settings), not the login password" },
+	      { NULL, NULL }, { NULL, NULL } },
+	    "https://www.telekom.de/hilfe/apps-dienste/e-mail/programme/"
+	    "server-einstellungen" },
+};
+
+#define NPROVIDERS	(sizeof(providers) / sizeof(providers[0]))
+
+/* Is word one of the blank-separated words of list (any case)? */
+static int
+word_in(const char *word, const char *list)
+{
+	size_t	 n = strlen(word), len;
+
+	while (list != NULL && *list != '\0') {
+		while (*list == ' ')
+			list++;
+		len = strcspn(list, " ");
+		if (len == n && len > 0 && strncasecmp(list, word, n) == 0)
+			return 1;
+		list += len;
+	}
+	return 0;
+}
+
+static int
+is_ses(const char *name)
+{
+	return strncasecmp(name, "ses-", 4) == 0;
+}
+
+/*
+ * An AWS region: two letters, one or two words, a number, lower case,
+ * as in eu-west-1, us-gov-west-1, ap-southeast-2.
+ */
+static int
+region_valid(const char *r)
+{
+	size_t	 words = 0, n;
+
+	if (strlen(r) > 32 || !islower((unsigned char)r[0]) ||
+	    !islower((unsigned char)r[1]) || r[2] != '-')
+		return 0;
+	for (r += 3;; r += n + 1) {
+		for (n = 0; islower((unsigned char)r[n]); n++)
+			;
+		if (n == 0 || r[n] != '-')
+			break;
+		words++;
+	}
+	if (words < 1 || words > 2)
+		return 0;
+	for (n = 0; isdigit((unsigned char)r[n]); n++)
+		;
+	return n >= 1 && n <= 2 && r[n] == '\0';
+}
+
+static const struct provider *
+row_find(const char *name)
+{
+	size_t	 i;
+
+	/* Every ses-REGION is the one pattern row. */
+	if (is_ses(name))
+		name = "ses-REGION";
+	for (i = 0; i < NPROVIDERS; i++)
+		if (strcasecmp(providers[i].name, name) == 0 ||
+		    word_in(name, providers[i].aliases))
+			return &providers[i];
+	return NULL;
+}
+
+static void
+known_names(char *buf, size_t size)
+{
+	size_t	 i, n;
+
+	buf[0] = '\0';
+	for (i = 0; i < NPROVIDERS; i++) {
+		n = strlen(buf);
+		snprintf(buf + n, size - n, "%s%s", i > 0 ? ", " : "",
+		    providers[i].name);
+	}
+}
+
+static void
+preset_fill(struct preset *p, const struct provider *r, const char *name)
+{
+	memset(p, 0, sizeof(*p));
+	if (is_ses(name)) {
+		snprintf(p->name, sizeof(p->name), "ses-%s", name + 4);
+		snprintf(p->host, sizeof(p->host), SES_HOST, name + 4);
+	} else {
+		snprintf(p->name, sizeof(p->name), "%s", r->name);
+		snprintf(p->host, sizeof(p->host), "%s", r->host);
+	}
+	p->port = r->port;
+	p->starttls = r->starttls;
+	p->auth = r->auth;
+	p->sender_login = r->sender_login;
+	p->user = r->user;
+	p->note = r->note;
+	p->source = r->source;
+}
+
+int
+provider_find(const char *name, struct preset *p, struct error *err)
+{
+	const struct provider	*r;
+	char			 shown[NAME_MAX_LEN + 1], known[1024];
+
+	sanitize(shown, sizeof(shown), name);
+	if (strlen(name) > NAME_MAX_LEN || (r = row_find(name)) == NULL) {
+		known_names(known, sizeof(known));
+		return error_set(err, EX_CONFIG, "unknown provider '%s': "
+		    "known providers are %s (smarthost --providers shows "
+		    "them)", shown, known);
+	}
+	if (is_ses(name) && !region_valid(name + 4))
+		return error_set(err, EX_CONFIG, "provider '%s': ses- must "
+		    "be followed by an AWS region such as eu-west-1 or "
+		    "us-east-1", shown);
+	if (r->closed != NULL)
+		return error_set(err, EX_CONFIG, "provider %s: %s", r->name,
+		    r->closed);
+	preset_fill(p, r, name);
+	return 0;
+}
+
+/* 1 with *p filled when a preset serves the address's domain, else 0. */
+int
+provider_for_address(const char *addr, struct preset *p, struct error *err)
+{
+	const char	*at = strrchr(addr, '@');
+	size_t		 i;
+
+	if (at == NULL || at[1] == '\0')
+		return 0;
+	for (i = 0; i < NPROVIDERS; i++) {
+		if (!word_in(at + 1, providers[i].domains))
+			continue;
+		if (provider_find(providers[i].name, p, err) == -1)
+			return -1;
+		return 1;
+	}
+	return 0;
+}
+
+/* Does text contain one of the '|'-separated needles (any case)? */
+static int
+text_matches(const char *text, const char *needles)
+{
+	char	 one[128];
+	size_t	 n;
+
+	while (*needles != '\0') {
+		n = strcspn(needles, "|");
+		if (n > 0 && n < sizeof(one)) {
+			memcpy(one, needles, n);
+			one[n] = '\0';
+			if (strcasestr(text, one) != NULL)
+				return 1;
+		}
+		needles += n;
+		if (*needles == '|')
+			needles++;
+	}
+	return 0;
+}
+
+const char *
+provider_hint(const char *provider, const char *reply_text)
+{
+	const struct provider	*r;
+	size_t			 i;
+
+	if (provider == NULL || reply_text == NULL ||
+	    (r = row_find(provider)) == NULL)
+		return NULL;
+	for (i = 0; i < HINTS_MAX && r->hints[i].match != NULL; i++)
+		if (text_matches(reply_text, r->hints[i].match))
+			return r->hints[i].text;
+	return NULL;
+}
+
+void
+providers_list(FILE *fp)
+{
+	const struct provider	*r;
+	char			 hp[128];
+	size_t			 i;
+
+	fprintf(fp, "%-12s %-34s %-8s %s\n", "PROVIDER", "HOST:PORT", "TLS",
+	    "NOTE");
+	for (i = 0; i < NPROVIDERS; i++) {
+		r = &providers[i];
+		snprintf(hp, sizeof(hp), "%s:%d", r->host, r->port);
+		fprintf(fp, "%-12s %-34s %-8s %s\n", r->name, hp,
+		    r->closed != NULL ? "-" : r->starttls ? "STARTTLS" :
+		    "implicit", r->note);
+		if (r->aliases != NULL)
+			fprintf(fp, "%12s also: %s\n", "", r->aliases);
+		if (r->domains[0] != '\0')
+			fprintf(fp, "%12s domains: %s\n", "", r->domains);
+		fprintf(fp, "%12s source: %s\n", "", r->source);
+	}
+}
