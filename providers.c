@@ -95,7 +95,7 @@ static const struct provider providers[] = {
 	    "Vodafone in 2008, dissolved in 2011; the seed's "
 	    "postman.arcor-online.net was switched off in November 2005): "
 	    "set host to the relay Vodafone names for arcor.de mailboxes",
-	    "closed",
+	    "closed: no longer exists as a mail provider",
 	    { { NULL, NULL }, { NULL, NULL }, { NULL, NULL } },
 	    "https://dsl.preisvergleich.de/info/14578/arcor-umzug/" },
 	/* Seed: other senders are filtered; host and port not checked. */
