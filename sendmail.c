@@ -103,9 +103,28 @@ add_override(struct cmdline *cl, const char *arg)
 }
 
 static void
-long_option(struct cmdline *cl, const char *arg)
+long_option(struct cmdline *cl, const char *arg, int argc, char **argv,
+    int *i)
 {
-	if (strcmp(arg, "version") == 0)
+	if (strcmp(arg, "providers") == 0)
+		cl->mode = MODE_PROVIDERS;
+	else if (strcmp(arg, "import-postfix") == 0) {
+		cl->mode = MODE_IMPORT_POSTFIX;
+		/* An optional directory: the next word unless an option. */
+		if (*i + 1 < argc && argv[*i + 1][0] != '-')
+			cl->setup_arg = argv[++*i];
+	} else if (strncmp(arg, "import-postfix=", 15) == 0) {
+		cl->mode = MODE_IMPORT_POSTFIX;
+		cl->setup_arg = arg + 15;
+	} else if (strcmp(arg, "configure") == 0) {
+		if (*i + 1 >= argc)
+			usage_error("--configure needs an address");
+		cl->mode = MODE_CONFIGURE;
+		cl->setup_arg = argv[++*i];
+	} else if (strncmp(arg, "configure=", 10) == 0) {
+		cl->mode = MODE_CONFIGURE;
+		cl->setup_arg = arg + 10;
+	} else if (strcmp(arg, "version") == 0)
 		cl->mode = MODE_VERSION;
 	else if (strcmp(arg, "help") == 0)
 		cl->mode = MODE_HELP;
@@ -199,7 +218,7 @@ parse_args(struct cmdline *cl, int argc, char **argv)
 			break;
 		}
 		if (strncmp(argv[i], "--", 2) == 0)
-			long_option(cl, argv[i] + 2);
+			long_option(cl, argv[i] + 2, argc, argv, &i);
 		else if (argv[i][0] == '-' && argv[i][1] != '\0')
 			i = parse_short(cl, argc, argv, i);
 		else
@@ -272,6 +291,11 @@ help(void)
 	    "nothing\n"
 	    "  --serverinfo   show the relay's TLS, certificate and "
 	    "capabilities\n"
+	    "  --providers    list the provider presets\n"
+	    "  --import-postfix [DIR]  print a configuration equivalent to "
+	    "DIR/main.cf\n"
+	    "  --configure ADDRESS     write a user configuration, after "
+	    "testing it\n"
 	    "  --version, --help\n"
 	    "  -o*, -A, -G, -h, -L, -m, -n, -O, -U   accepted and ignored\n"
 	    "  --DIRECTIVE=VALUE   any configuration directive, e.g. "
@@ -363,6 +387,7 @@ settle(const struct account *a, struct message *m, struct qentry *q,
     int queued, int rc, const struct error *why, int quiet)
 {
 	struct error	 e;
+	const char	*hint;
 
 	memset(&e, 0, sizeof(e));
 	if (rc == 0) {
@@ -370,8 +395,12 @@ settle(const struct account *a, struct message *m, struct qentry *q,
 			(void)queue_done(q);
 		return EX_OK;
 	}
-	if (!quiet)
+	if (!quiet) {
 		print_error(why);
+		if (a->provider != NULL &&
+		    (hint = provider_hint(a->provider, why->reply)) != NULL)
+			log_notice("hint for %s: %s", a->provider, hint);
+	}
 	if (permanent(why) || !a->queue || !queued) {
 		/* Refused for good, or nowhere to keep it: dead.letter. */
 		if (queue_dead_letter(a, m, why, &e) == -1) {
@@ -651,6 +680,17 @@ main(int argc, char *argv[])
 		return EX_OK;
 	case MODE_NEWALIASES:
 		return EX_OK;	/* aliases are read at send time */
+	case MODE_PROVIDERS:
+		providers_list(stdout);
+		return EX_OK;
+	case MODE_IMPORT_POSTFIX:
+		if (setup_import_postfix(cl.setup_arg, stdout, &e) == -1)
+			die(&e);
+		return EX_OK;
+	case MODE_CONFIGURE:
+		if (setup_configure(cl.setup_arg, &e) == -1)
+			die(&e);
+		return EX_OK;
 	case MODE_QUEUE_RUN:
 		return queue_run(&cl);
 	default:

@@ -71,7 +71,10 @@ enum mode {
 	MODE_SERVERINFO,	/* --serverinfo */
 	MODE_PRETEND,		/* --pretend, -P */
 	MODE_VERSION,
-	MODE_HELP
+	MODE_HELP,
+	MODE_PROVIDERS,		/* --providers */
+	MODE_IMPORT_POSTFIX,	/* --import-postfix [DIR] */
+	MODE_CONFIGURE		/* --configure ADDRESS */
 };
 
 struct override {		/* --directive=value */
@@ -93,6 +96,7 @@ struct cmdline {
 	const char	*logfile;	/* -X */
 	const char	*conffile;	/* -C */
 	const char	*account;	/* -a */
+	const char	*setup_arg;	/* --import-postfix DIR, --configure */
 	char	       **rcpts;		/* recipients given as arguments */
 	size_t		 nrcpts;
 	struct override	*over;		/* --directive=value, in order */

@@ -1201,7 +1201,7 @@ test_directives(void)
 
 	for (n = 0; d[n] != NULL; n++)
 		;
-	CHECK_INT(n, 38, "config_directives: 38 names");
+	CHECK_INT(n, 39, "config_directives: 39 names");
 	CHECK_STR(d[0], "host", "config_directives: table order");
 	CHECK_STR(d[n - 1], "syslog", "config_directives: last");
 	CHECK_INT(config_is_directive("tls_starttls"), 1,
@@ -1210,8 +1210,8 @@ test_directives(void)
 	    "config_is_directive: relayhost");
 	CHECK_INT(config_is_directive("tls-starttls"), 0,
 	    "config_is_directive: '-' spelling is not a name");
-	CHECK_INT(config_is_directive("provider"), 0,
-	    "config_is_directive: provider not yet");
+	CHECK_INT(config_is_directive("provider"), 1,
+	    "config_is_directive: provider");
 	CHECK_INT(config_is_directive("tls_crl_file"), 0,
 	    "config_is_directive: unsupported msmtp directive");
 }
