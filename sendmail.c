@@ -265,6 +265,7 @@ static void
 help(void)
 {
 	const char *const	*d;
+	const char		*p;
 	int			 col = 0;
 
 	printf("usage: sendmail [options] [--] [recipient ...]\n"
@@ -301,11 +302,15 @@ help(void)
 	    "  --DIRECTIVE=VALUE   any configuration directive, e.g. "
 	    "--host=, --port=:\n   ");
 	for (d = config_directives(); *d != NULL; d++) {
+		if (strcmp(*d, "password") == 0)
+			continue;	/* never on the command line */
 		if (col > 60) {
 			printf("\n   ");
 			col = 0;
 		}
-		col += printf(" --%s", *d);
+		col += printf(" --");
+		for (p = *d; *p != '\0'; p++)
+			col += putchar(*p == '_' ? '-' : *p) != EOF;
 	}
 	printf("\n\nExit codes: 0 sent or queued, 64 usage, 65 refused "
 	    "(dead.letter), 69 capability missing,\n75 temporary failure, "

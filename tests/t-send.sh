@@ -193,3 +193,20 @@ octets=${1:-0} records=${2:-0}
 floor=$(( (octets + 16368) / 16369 ))
 check "1 MB message: $records records for $octets octets (floor $floor)" \
     test "$records" -ge "$floor" -a "$records" -le $((floor + 1))
+
+# 9. -bs: SMTP on standard input and output, each message relayed.
+srv bs -T -c "$CERTS/server.pem" -k "$CERTS/server.key" \
+    -e "AUTH PLAIN,PIPELINING,CHUNKING,8BITMIME"
+conf bs "tls_starttls off"
+printf 'EHLO php\r\nMAIL FROM:<%s>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\nSubject: via -bs\r\n\r\n..dot\r\nbody\r\n.\r\nQUIT\r\n' \
+    "$USER" | "$SMARTHOST" -C "$CONF" -bs >"$T/bs.out" 2>"$T/bs.err"
+RC=$?
+wait
+check_eq "-bs: exit 0" "$RC" 0
+check_eq "-bs: the dialogue" "$(tr -d '\r' <"$T/bs.out" | cut -c1-3 | tr '\n' ' ')" \
+    "220 250 250 250 250 354 250 221 "
+check_grep "-bs: the relay got the message" '^Subject: via -bs' \
+    "$MAIL/1.eml"
+check_grep "-bs: dot-stuffing undone once" '^\.dot' "$MAIL/1.eml"
+check_grep "-bs: the envelope recipient" 'rcpt <bob@example.org>' \
+    "$MAIL/1.env"
