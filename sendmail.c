@@ -447,17 +447,68 @@ reconnect(struct account *a, struct session **sp, struct error *e)
 	return *sp == NULL ? -1 : 0;
 }
 
+/* Messages flushed per round trip (RFC 2920 pipelining across them). */
+#define WINDOW	32
+
+/*
+ * Deliver K opened queue entries over the session: in one pipelined
+ * batch when every one can be, else one by one.  Each is settled and
+ * freed.  Returns -1 when the relay could not be reached.
+ */
+static int
+deliver_window(struct account *a, struct session **sp, struct qentry *q,
+    struct message *m, size_t k, int quiet)
+{
+	struct message	*mp[WINDOW];
+	struct reply	 r[WINDOW];
+	struct error	 e[WINDOW];
+	int		 rc[WINDOW], ret = 0;
+	size_t		 i, batch = 1;
+
+	memset(e, 0, sizeof(e));
+	if (!smtp_usable(*sp) && reconnect(a, sp, &e[0]) == -1) {
+		for (i = 1; i < k; i++)
+			e[i] = e[0];
+		for (i = 0; i < k; i++)
+			rc[i] = -1;
+		ret = -1;
+	} else {
+		for (i = 0; i < k; i++) {
+			mp[i] = &m[i];
+			batch = batch && smtp_batchable(*sp, &m[i]);
+		}
+		if (batch)
+			smtp_deliver_batch(*sp, mp, k, r, e, rc);
+		else
+			for (i = 0; i < k; i++)
+				rc[i] = smtp_deliver(*sp, &m[i], &r[i], &e[i]);
+	}
+	for (i = 0; i < k; i++) {
+		if (ret == 0)
+			log_delivery(a, &m[i], rc[i] == 0 ? &r[i] : NULL,
+			    rc[i] == 0 ? NULL : &e[i]);
+		if (rc[i] == 0 && !quiet)
+			log_notice("delivered %s from the queue", q[i].id);
+		settle(a, &m[i], &q[i], 1, rc[i], &e[i], quiet || ret == -1);
+		message_free(&m[i]);
+		qentry_free(&q[i]);
+	}
+	if (ret == -1 && !quiet)
+		log_notice("%s; %zu queued message%s wait for the next run",
+		    e[0].msg, k, k == 1 ? "" : "s");
+	return ret;
+}
+
 /* Deliver what waits in the queue for this account, oldest first. */
 static void
 flush_account(struct account *a, struct session **sp, const char *skip,
     int quiet)
 {
-	struct qentry	 q;
-	struct message	 m;
-	struct reply	 r;
+	struct qentry	 q[WINDOW];
+	struct message	 m[WINDOW];
 	struct error	 e;
 	char		**ids;
-	size_t		 n, i;
+	size_t		 n, i, k = 0;
 	int		 rc;
 
 	memset(&e, 0, sizeof(e));
@@ -469,37 +520,34 @@ flush_account(struct account *a, struct session **sp, const char *skip,
 		if (skip != NULL && strcmp(ids[i], skip) == 0)
 			continue;
 		memset(&e, 0, sizeof(e));
-		rc = queue_open(a->queue_dir, ids[i], &q, &m, &e);
+		rc = queue_open(a->queue_dir, ids[i], &q[k], &m[k], &e);
 		if (rc == 1)
 			continue;	/* another run is sending it */
 		if (rc == -1) {
 			log_notice("%s", e.msg);
 			continue;
 		}
-		if (strcmp(q.account, a->name) != 0) {
-			message_free(&m);
-			qentry_free(&q);
+		if (strcmp(q[k].account, a->name) != 0) {
+			message_free(&m[k]);
+			qentry_free(&q[k]);
 			continue;
 		}
-		if (queue_expired(a, &q)) {
+		if (queue_expired(a, &q[k])) {
 			error_set(&e, EX_DATAERR, "not delivered within "
-			    "queue_max_age; last error: %s", q.error);
-			rc = -1;
-		} else if (!smtp_usable(*sp) && reconnect(a, sp, &e) == -1) {
-			/* The relay is gone: the rest waits for next time. */
-			settle(a, &m, &q, 1, -1, &e, quiet);
-			message_free(&m);
-			qentry_free(&q);
-			break;
-		} else
-			rc = smtp_deliver(*sp, &m, &r, &e);
-		log_delivery(a, &m, rc == 0 ? &r : NULL, rc == 0 ? NULL : &e);
-		if (rc == 0 && !quiet)
-			log_notice("delivered %s from the queue", q.id);
-		settle(a, &m, &q, 1, rc, &e, quiet);
-		message_free(&m);
-		qentry_free(&q);
+			    "queue_max_age; last error: %s", q[k].error);
+			settle(a, &m[k], &q[k], 1, -1, &e, quiet);
+			message_free(&m[k]);
+			qentry_free(&q[k]);
+			continue;
+		}
+		if (++k < WINDOW)
+			continue;
+		k = 0;
+		if (deliver_window(a, sp, q, m, WINDOW, quiet) == -1)
+			break;	/* the relay is gone: the rest waits */
 	}
+	if (k > 0)
+		(void)deliver_window(a, sp, q, m, k, quiet);
 	queue_ids_free(ids, n);
 }
 

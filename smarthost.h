@@ -345,6 +345,9 @@ struct session *smtp_open(struct account *, struct error *);
 int	 smtp_deliver(struct session *, const struct message *, struct reply *,
 	    struct error *);
 int	 smtp_usable(const struct session *);
+int	 smtp_batchable(const struct session *, const struct message *);
+void	 smtp_deliver_batch(struct session *, struct message *const *, size_t,
+	    struct reply *, struct error *, int *);
 void	 smtp_close(struct session *);
 int	 smtp_serverinfo(struct account *, FILE *, struct error *);
 

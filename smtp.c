@@ -753,6 +753,90 @@ smtp_deliver(struct session *s, const struct message *m, struct reply *r,
 	return -1;
 }
 
+/*
+ * Several queued messages over one connection, pipelined across
+ * transactions (RFC 2920): the flights of all N messages (MAIL, RCPT,
+ * BDAT LAST and the data) leave before the first reply is read, so the
+ * queue flush pays one round trip per batch instead of one per message.
+ * Only one-recipient messages with PIPELINING and CHUNKING take this
+ * way (a refused sender or recipient then delivers nothing); the rest
+ * go one by one.  Each message gets its own reply, error and result.
+ */
+int
+smtp_batchable(const struct session *s, const struct message *m)
+{
+	return smtp_usable(s) && s->caps.pipelining && s->caps.chunking &&
+	    m->nrcpts == 1;
+}
+
+void
+smtp_deliver_batch(struct session *s, struct message *const *m, size_t n,
+    struct reply *r, struct error *e, int *rc)
+{
+	struct error	 ignored;
+	size_t		 i, sent = 0;
+	int		 failed, rset = 0;
+
+	for (i = 0; i < n; i++)
+		rc[i] = 0;
+	/* A refused transaction before this batch: RSET leads it. */
+	if ((rset = reset(s, &e[0])) == -1)
+		goto lost;
+	for (i = 0; i < n; i++) {
+		r[i].code = 0;
+		r[i].text[0] = '\0';
+		if ((rc[i] = check_caps(s, m[i], &e[i])) == -1)
+			continue;	/* refused here: never sent */
+		/*
+		 * A refused MAIL or RCPT leaves the relay's transaction
+		 * open (a 554 to BDAT does not end it), and we learn of it
+		 * only later: every later transaction starts with RSET.
+		 */
+		if ((sent > 0 && cmd(s, &e[i], "RSET") == -1) ||
+		    send_mail_from(s, m[i], &e[i]) == -1 ||
+		    send_rcpts(s, m[i], &e[i]) == -1 ||
+		    cmd(s, &e[i], "BDAT %lld LAST", (long long)m[i]->size) ==
+		    -1 || send_body(s, m[i], 0, &e[i]) == -1)
+			goto lost;
+		rc[i] = sent > 0 || rset ? 2 : 1;	/* 2: after an RSET */
+		sent = i + 1;
+	}
+	if (sent > 0 && net_flush(&s->conn, &e[sent - 1]) == -1)
+		goto lost;
+	s->dirty = 0;
+	for (i = 0; i < sent; i++) {
+		if (rc[i] <= 0)
+			continue;
+		s->pending_rset = rc[i] == 2;	/* its reply comes first */
+		if ((failed = read_envelope_replies(s, m[i], &e[i])) == -1)
+			goto lost;
+		if (failed) {
+			/* The BDAT that followed is refused too. */
+			if (smtp_read_reply(&s->conn, &r[i], &ignored) == -1)
+				goto lost;
+			rc[i] = -1;
+			s->dirty = 1;
+			continue;
+		}
+		if ((rc[i] = final_reply(s, &r[i], "BDAT", &e[i])) == -1 &&
+		    e[i].reply[0] == '\0')
+			goto lost;
+		s->dirty = rc[i] == -1;
+	}
+	return;
+lost:
+	/* The connection broke: what was in flight is not known. */
+	s->broken = 1;
+	for (i = 0; i < n; i++) {
+		if (rc[i] > 0 || (rc[i] == 0 && i >= sent)) {
+			if (e[i].msg[0] == '\0')
+				error_set(&e[i], EX_TEMPFAIL, "the connection "
+				    "to the relay was lost");
+			rc[i] = -1;
+		}
+	}
+}
+
 int
 smtp_usable(const struct session *s)
 {

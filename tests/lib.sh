@@ -25,6 +25,7 @@ unset XDG_CONFIG_HOME XDG_STATE_HOME XDG_CACHE_HOME SMARTHOST_RELAY \
 trap 'lib_cleanup' EXIT INT TERM
 lib_pids=
 lib_cleanup() {
+	[ -n "${KEEP:-}" ] && { echo "# kept $T"; return; }
 	for p in $lib_pids; do kill "$p" 2>/dev/null; done
 	for p in $lib_pids; do wait "$p" 2>/dev/null; done
 	rm -rf "$T"

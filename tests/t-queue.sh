@@ -100,6 +100,25 @@ check_eq "-q: no message twice" \
 check_eq "mailq: an empty queue says so" "$(cat "$T/mailq2.out")" \
     "Mail queue is empty"
 
+# 3b. The flush pipelines across messages: one flight for all of them;
+# a refusal in the middle touches only its own message.
+conf "$(free_port)"
+for i in 1 2 3; do send "batch-$i"; done
+printf 'rcpt#2 reply 550 5.1.1 no such user\n' >"$T/rule"
+srv batch 1 -e "$CAPS,CHUNKING" -s "$T/rule"
+conf "$PORT"
+rm -f "$T/dead.letter"
+"$SMARTHOST" -C "$CONF" -q >"$T/batch.out" 2>&1
+wait "$SRV" 2>/dev/null
+check_eq "pipelined flush: all three MAILs in one flight" \
+    "$(awk '$3 == "MAIL" {print $2}' "$TR" | sort -u | wc -l)" 1
+check_eq "pipelined flush: two delivered" "$(ls "$MAIL"/*.eml | wc -l)" 2
+check_grep "pipelined flush: the refused one in dead.letter" \
+    '^Subject: msg-batch-2' "$T/dead.letter"
+check_eq "pipelined flush: the queue is empty" "$(queued)" 0
+check_nogrep "pipelined flush: the others are not in dead.letter" \
+    '^Subject: msg-batch-[13]' "$T/dead.letter"
+
 # 4. Two -q runs at once never send a message twice.
 conf "$(free_port)"
 for i in 1 2 3 4 5 6; do send "twice-$i"; done
