@@ -450,6 +450,28 @@ reconnect(struct account *a, struct session **sp, struct error *e)
 /* Messages flushed per round trip (RFC 2920 pipelining across them). */
 #define WINDOW	32
 
+/* What a queue run did, for its progress line and summary. */
+struct flush {
+	int		 quiet;		/* the caller's own message follows */
+	int		 tty;		/* stderr is a terminal */
+	unsigned	 delivered, deferred, refused;
+};
+
+static void
+flush_count(struct flush *f, int rc, const struct error *e)
+{
+	if (rc == 0)
+		f->delivered++;
+	else if (e->code == EX_DATAERR)
+		f->refused++;
+	else
+		f->deferred++;
+	if (f->tty && !f->quiet)
+		fprintf(stderr, "\rsmarthost: queue: %u delivered, %u "
+		    "deferred, %u refused ", f->delivered, f->deferred,
+		    f->refused);
+}
+
 /*
  * Deliver K opened queue entries over the session: in one pipelined
  * batch when every one can be, else one by one.  Each is settled and
@@ -457,7 +479,7 @@ reconnect(struct account *a, struct session **sp, struct error *e)
  */
 static int
 deliver_window(struct account *a, struct session **sp, struct qentry *q,
-    struct message *m, size_t k, int quiet)
+    struct message *m, size_t k, struct flush *f)
 {
 	struct message	*mp[WINDOW];
 	struct reply	 r[WINDOW];
@@ -487,13 +509,15 @@ deliver_window(struct account *a, struct session **sp, struct qentry *q,
 		if (ret == 0)
 			log_delivery(a, &m[i], rc[i] == 0 ? &r[i] : NULL,
 			    rc[i] == 0 ? NULL : &e[i]);
-		if (rc[i] == 0 && !quiet)
-			log_notice("delivered %s from the queue", q[i].id);
-		settle(a, &m[i], &q[i], 1, rc[i], &e[i], quiet || ret == -1);
+		if (rc[i] == 0)
+			trace("-- delivered %s from the queue", q[i].id);
+		settle(a, &m[i], &q[i], 1, rc[i], &e[i],
+		    f->quiet || ret == -1);
+		flush_count(f, rc[i], &e[i]);
 		message_free(&m[i]);
 		qentry_free(&q[i]);
 	}
-	if (ret == -1 && !quiet)
+	if (ret == -1 && !f->quiet)
 		log_notice("%s; %zu queued message%s wait for the next run",
 		    e[0].msg, k, k == 1 ? "" : "s");
 	return ret;
@@ -502,7 +526,7 @@ deliver_window(struct account *a, struct session **sp, struct qentry *q,
 /* Deliver what waits in the queue for this account, oldest first. */
 static void
 flush_account(struct account *a, struct session **sp, const char *skip,
-    int quiet)
+    struct flush *f)
 {
 	struct qentry	 q[WINDOW];
 	struct message	 m[WINDOW];
@@ -535,7 +559,8 @@ flush_account(struct account *a, struct session **sp, const char *skip,
 		if (queue_expired(a, &q[k])) {
 			error_set(&e, EX_DATAERR, "not delivered within "
 			    "queue_max_age; last error: %s", q[k].error);
-			settle(a, &m[k], &q[k], 1, -1, &e, quiet);
+			settle(a, &m[k], &q[k], 1, -1, &e, f->quiet);
+			flush_count(f, -1, &e);
 			message_free(&m[k]);
 			qentry_free(&q[k]);
 			continue;
@@ -543,12 +568,24 @@ flush_account(struct account *a, struct session **sp, const char *skip,
 		if (++k < WINDOW)
 			continue;
 		k = 0;
-		if (deliver_window(a, sp, q, m, WINDOW, quiet) == -1)
+		if (deliver_window(a, sp, q, m, WINDOW, f) == -1)
 			break;	/* the relay is gone: the rest waits */
 	}
 	if (k > 0)
-		(void)deliver_window(a, sp, q, m, k, quiet);
+		(void)deliver_window(a, sp, q, m, k, f);
 	queue_ids_free(ids, n);
+}
+
+/* Large messages show how far they got, on a terminal only. */
+#define PROGRESS_MIN	(1024 * 1024)
+
+static void
+show_progress(void *ctx, off_t done, off_t total)
+{
+	(void)ctx;
+	fprintf(stderr, "\rsmarthost: sent %.1f of %.1f MB (%d%%) ",
+	    (double)done / 1e6, (double)total / 1e6,
+	    (int)(done * 100 / (total > 0 ? total : 1)));
 }
 
 /*
@@ -590,12 +627,20 @@ deliver_input(const struct cmdline *cl, struct account *a, int in)
 	else if ((s = smtp_open(a, &e)) == NULL)
 		rc = -1;
 	else {
-		if (queued)
-			flush_account(a, &s, q.id, 1);
+		if (queued) {
+			struct flush	 f = { .quiet = 1 };
+
+			flush_account(a, &s, q.id, &f);
+		}
 		if (!smtp_usable(s) && reconnect(a, &s, &e) == -1)
 			rc = -1;
-		else
+		else {
+			if (m.size >= PROGRESS_MIN && isatty(STDERR_FILENO))
+				smtp_progress(s, show_progress, NULL);
 			rc = smtp_deliver(s, &m, &r, &e);
+			if (m.size >= PROGRESS_MIN && isatty(STDERR_FILENO))
+				fputc('\n', stderr);
+		}
 	}
 	smtp_close(s);
 	log_delivery(a, &m, rc == 0 ? &r : NULL, rc == 0 ? NULL : &e);
@@ -660,6 +705,7 @@ queue_run(const struct cmdline *cl)
 	struct account	 def, a;
 	struct session	*s;
 	struct error	 e;
+	struct flush	 f;
 	char		**names;
 	size_t		 n, i;
 
@@ -667,6 +713,8 @@ queue_run(const struct cmdline *cl)
 	if (config_account(cl, &def, &e) == -1)
 		die(&e);
 	names = queued_accounts(def.queue_dir, &n);
+	memset(&f, 0, sizeof(f));
+	f.tty = isatty(STDERR_FILENO);
 	for (i = 0; i < n; i++) {
 		memset(&e, 0, sizeof(e));
 		one.account = names[i];
@@ -682,10 +730,14 @@ queue_run(const struct cmdline *cl)
 		if (a.auth != NULL && config_password(&a, &e) == -1)
 			log_notice("%s", e.msg);
 		else
-			flush_account(&a, &s, NULL, 0);
+			flush_account(&a, &s, NULL, &f);
 		smtp_close(s);
 		account_free(&a);
 	}
+	if (f.tty || cl->verbose)
+		fprintf(stderr, "%ssmarthost: queue: %u delivered, %u "
+		    "deferred, %u refused\n", f.tty ? "\r" : "",
+		    f.delivered, f.deferred, f.refused);
 	for (i = 0; i < n; i++)
 		free(names[i]);
 	free(names);

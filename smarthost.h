@@ -341,7 +341,9 @@ int	 smtp_parse_line(const char *, int *, int *, const char **);
 int	 smtp_read_reply(struct conn *, struct reply *, struct error *);
 void	 smtp_parse_ehlo(const struct reply *, struct smtp_caps *);
 struct session;
+typedef void (*smtp_progress_fn)(void *, off_t, off_t);
 struct session *smtp_open(struct account *, struct error *);
+void	 smtp_progress(struct session *, smtp_progress_fn, void *);
 int	 smtp_deliver(struct session *, const struct message *, struct reply *,
 	    struct error *);
 int	 smtp_usable(const struct session *);

@@ -32,6 +32,8 @@ struct session {
 	int		 secure;	/* TLS is up */
 	int		 dirty;		/* a transaction ended half-way */
 	int		 pending_rset;	/* RSET's reply is still to read */
+	smtp_progress_fn progress;	/* called as the data goes out */
+	void		*pctx;
 	int		 broken;	/* the connection is unusable */
 };
 
@@ -488,6 +490,8 @@ send_body(struct session *s, const struct message *m, int stuff,
 			    "message: %s", n == 0 ? "short file" :
 			    strerror(errno));
 		off += n;
+		if (s->progress != NULL)
+			s->progress(s->pctx, off, m->size);
 		if (!stuff) {
 			if (net_write(&s->conn, buf, (size_t)n, e) == -1)
 				return -1;
@@ -835,6 +839,13 @@ lost:
 			rc[i] = -1;
 		}
 	}
+}
+
+void
+smtp_progress(struct session *s, smtp_progress_fn fn, void *ctx)
+{
+	s->progress = fn;
+	s->pctx = ctx;
 }
 
 int

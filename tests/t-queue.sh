@@ -190,3 +190,31 @@ conf "$PORT"
 "$SMARTHOST" -C "$CONF" -q >/dev/null 2>&1
 wait "$SRV" 2>/dev/null
 check_eq "after the kills, -q empties the queue" "$(queued)" 0
+
+# 8. On a terminal, -q shows one progress line; elsewhere (cron) nothing.
+conf "$(free_port)"
+for i in 1 2 3; do send "tty-$i"; done
+srv tty 1
+conf "$PORT"
+script -qec "$SMARTHOST -C $CONF -q" /dev/null >"$T/tty.out" 2>&1
+wait "$SRV" 2>/dev/null
+check_grep "-q on a terminal: a progress line" \
+    'queue: 3 delivered, 0 deferred, 0 refused' "$T/tty.out"
+conf "$(free_port)"
+send notty
+srv notty 1
+conf "$PORT"
+"$SMARTHOST" -C "$CONF" -q >"$T/notty.out" 2>&1
+wait "$SRV" 2>/dev/null
+check "-q without a terminal: silent" test ! -s "$T/notty.out"
+
+# A large message shows how far it got, on a terminal.
+srv large 1
+conf "$PORT"
+{ printf 'Subject: large\n\n'; head -c 1500000 /dev/zero | tr '\0' 'x' |
+    fold -w 70; } >"$T/large.msg"
+script -qec "$SMARTHOST -C $CONF bob@example.org <$T/large.msg" /dev/null \
+    >"$T/large.out" 2>&1
+wait "$SRV" 2>/dev/null
+check_grep "large message on a terminal: progress" \
+    'sent 1.5 of 1.5 MB (100%)' "$T/large.out"
