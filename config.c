@@ -278,24 +278,6 @@ enum { CF_SYSTEM = 1, CF_USER = 2 };
 /*
  * Small helpers.
  */
-static int
-is_blank(int c)
-{
-	return c == ' ' || c == '\t';
-}
-
-static char *
-trim(char *s)
-{
-	size_t	 n;
-
-	while (is_blank(*s))
-		s++;
-	n = strlen(s);
-	while (n > 0 && is_blank(s[n - 1]))
-		s[--n] = '\0';
-	return s;
-}
 
 static char *
 concat3(const char *a, const char *b, const char *c)
@@ -417,7 +399,7 @@ mailname_read(const struct ctx *c)
 	if (s == NULL)
 		return NULL;
 	buf[strcspn(buf, "\r\n")] = '\0';
-	s = trim(buf);
+	s = str_trim(buf);
 	return *s != '\0' ? xstrdup(s) : NULL;
 }
 
@@ -681,7 +663,7 @@ norm_dsn_notify(const char *arg, char **out, const char **why)
 	copy = xstrdup(arg);
 	for (tok = strtok_r(copy, ",", &save); tok != NULL;
 	    tok = strtok_r(NULL, ",", &save)) {
-		if (norm_choice(trim(tok), kw, &one) == -1 ||
+		if (norm_choice(str_trim(tok), kw, &one) == -1 ||
 		    strstr(buf, one) != NULL) {
 			free(one);
 			free(copy);
@@ -980,7 +962,7 @@ parse_arg(struct parser *p, char *s, char **arg, struct error *err)
 	char	*r, *w;
 	int	 inq = 0;
 
-	s = trim(s);
+	s = str_trim(s);
 	*arg = s;
 	if (*s != '"') {
 		for (r = s; *r != '\0'; r++) {
@@ -992,7 +974,7 @@ parse_arg(struct parser *p, char *s, char **arg, struct error *err)
 				break;
 			}
 		}
-		trim(s);
+		str_trim(s);
 		return 0;
 	}
 	for (r = s + 1, w = s; *r != '"'; r++) {
@@ -1042,7 +1024,7 @@ account_inherit(struct parser *p, struct cacc *a, char *list,
 
 	for (tok = strtok_r(list, ",", &save); tok != NULL;
 	    tok = strtok_r(NULL, ",", &save)) {
-		name = trim(tok);
+		name = str_trim(tok);
 		if (++n > PARENTS_MAX)
 			return error_set(err, EX_CONFIG, "%s: account '%s' "
 			    "has more than %d parents", p->where, a->name,
@@ -1070,7 +1052,7 @@ start_account(struct parser *p, char *arg, struct error *err)
 		*colon = '\0';
 		parents = colon + 1;
 	}
-	name = trim(arg);
+	name = str_trim(arg);
 	if (*name == '\0')
 		return error_set(err, EX_CONFIG, "%s: account needs a name "
 		    "(account NAME [: PARENT,...])", p->where);
@@ -1130,7 +1112,7 @@ parse_line(struct parser *p, char *line, struct error *err)
 		line[--n] = '\0';
 	if (n > 0 && line[n - 1] == '\r')
 		line[--n] = '\0';
-	s = trim(line);
+	s = str_trim(line);
 	if (*s == '\0' || *s == '#')
 		return 0;
 	for (word = s; *s != '\0' && !is_blank(*s); s++)

@@ -152,6 +152,26 @@ xstrdup(const char *s)
 	return p;
 }
 
+int
+is_blank(int c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* Drop the blanks (space, tab) at both ends, in place. */
+char *
+str_trim(char *s)
+{
+	size_t	 n;
+
+	while (is_blank(*s))
+		s++;
+	n = strlen(s);
+	while (n > 0 && is_blank(s[n - 1]))
+		s[--n] = '\0';
+	return s;
+}
+
 void
 secret_free(char *s)
 {

@@ -89,24 +89,6 @@ llines_free(struct llines *l)
 	memset(l, 0, sizeof(*l));
 }
 
-static int
-is_blank(int c)
-{
-	return c == ' ' || c == '\t';
-}
-
-static char *
-trim(char *s)
-{
-	size_t	 n;
-
-	while (is_blank(*s))
-		s++;
-	n = strlen(s);
-	while (n > 0 && is_blank(s[n - 1]))
-		s[--n] = '\0';
-	return s;
-}
 
 static void
 llines_add(struct llines *l, const char *text, size_t lineno)
@@ -142,7 +124,7 @@ llines_split(char *buf, const char *path, struct llines *l,
 		if ((next = strchr(line, '\n')) != NULL)
 			*next++ = '\0';
 		line[strcspn(line, "\r")] = '\0';
-		s = trim(line);
+		s = str_trim(line);
 		if (*s == '\0' || *s == '#')
 			continue;
 		if (is_blank(line[0]) && l->n > 0) {
@@ -218,8 +200,8 @@ pf_add(struct maincf *m, char *line, size_t lineno, struct error *err)
 		return error_set(err, EX_DATAERR, "%s:%zu: expected NAME = "
 		    "VALUE", m->path, lineno);
 	*eq = '\0';
-	name = trim(line);
-	value = trim(eq + 1);
+	name = str_trim(line);
+	value = str_trim(eq + 1);
 	if (*name == '\0' || strpbrk(name, " \t") != NULL)
 		return error_set(err, EX_DATAERR, "%s:%zu: expected NAME = "
 		    "VALUE", m->path, lineno);
@@ -632,7 +614,7 @@ map_lookup(const struct llines *l, const char *key)
 	for (i = 0; i < l->n; i++)
 		if (strncasecmp(l->v[i], key, n) == 0 &&
 		    is_blank(l->v[i][n]))
-			return trim(l->v[i] + n);
+			return str_trim(l->v[i] + n);
 	return NULL;
 }
 
@@ -739,7 +721,7 @@ map_single_target(struct conv *c, const char *param, const char *spec,
 
 	for (i = 0; i < l->n; i++) {
 		n = strcspn(l->v[i], " \t");
-		v = trim(l->v[i] + n);
+		v = str_trim(l->v[i] + n);
 		if (strlen(list) < sizeof(list) - 1)
 			snprintf(list + strlen(list), sizeof(list) -
 			    strlen(list), "%s%.*s -> %s", i > 0 ? ", " : "",

@@ -52,6 +52,8 @@ void	 trace(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	*xcalloc(size_t, size_t);
 void	*xreallocarray(void *, size_t, size_t);
 char	*xstrdup(const char *);
+int	 is_blank(int);
+char	*str_trim(char *);
 void	 secret_free(char *);	/* wipe, then free */
 struct account;
 struct message;

@@ -569,6 +569,28 @@ final_reply(struct session *s, struct reply *r, const char *what,
 	return 0;
 }
 
+/* The whole message as one chunk (RFC 3030): no dot-stuffing. */
+static int
+bdat_last(struct session *s, const struct message *m, struct error *e)
+{
+	if (cmd(s, e, "BDAT %lld LAST", (long long)m->size) == -1)
+		return -1;
+	return send_body(s, m, 0, e);
+}
+
+/* After the reply to DATA: the message, dot-stuffed, if it was 354. */
+static int
+data_after_354(struct session *s, const struct message *m, struct reply *r,
+    struct error *e)
+{
+	if (r->code != 354)
+		return reply_error(e, r, refusal_code(r, EX_DATAERR),
+		    "the relay refused DATA");
+	if (send_body(s, m, 1, e) == -1 || net_flush(&s->conn, e) == -1)
+		return -1;
+	return final_reply(s, r, "DATA", e);
+}
+
 /*
  * One recipient and CHUNKING: MAIL, RCPT, BDAT and the message leave in
  * one flight.  With more recipients the RCPT replies are read first, so
@@ -589,8 +611,7 @@ transaction_bdat(struct session *s, const struct message *m,
 		    read_envelope_replies(s, m, e) != 0)
 			return -1;
 	}
-	if (cmd(s, e, "BDAT %lld LAST", (long long)m->size) == -1 ||
-	    send_body(s, m, 0, e) == -1 || net_flush(&s->conn, e) == -1)
+	if (bdat_last(s, m, e) == -1 || net_flush(&s->conn, e) == -1)
 		return -1;
 	if (one_flight && (failed = read_envelope_replies(s, m, e)) != 0) {
 		/* Still read the BDAT reply; the first refusal counts. */
@@ -628,12 +649,7 @@ transaction_data(struct session *s, const struct message *m,
 			net_close(&s->conn);	/* no dot: nothing delivered */
 		return -1;
 	}
-	if (r->code != 354)
-		return reply_error(e, r, refusal_code(r, EX_DATAERR),
-		    "the relay refused DATA");
-	if (send_body(s, m, 1, e) == -1 || net_flush(&s->conn, e) == -1)
-		return -1;
-	return final_reply(s, r, "DATA", e);
+	return data_after_354(s, m, r, e);
 }
 
 /* Without PIPELINING: every command waits for its reply. */
@@ -659,23 +675,15 @@ transaction_lockstep(struct session *s, const struct message *m,
 			    "the relay refused the recipient <%s>",
 			    m->rcpts[i]);
 	}
-	if (s->caps.chunking) {
-		if (cmd(s, e, "BDAT %lld LAST", (long long)m->size) == -1 ||
-		    send_body(s, m, 0, e) == -1 ||
-		    net_flush(&s->conn, e) == -1)
-			return -1;
-		return final_reply(s, r, "BDAT", e);
-	}
+	if (s->caps.chunking)
+		return bdat_last(s, m, e) == -1 ||
+		    net_flush(&s->conn, e) == -1 ? -1 :
+		    final_reply(s, r, "BDAT", e);
 	set_timeout(s, TO_DATA_INIT);
 	if (cmd(s, e, "DATA") == -1 || net_flush(&s->conn, e) == -1 ||
 	    smtp_read_reply(&s->conn, r, e) == -1)
 		return -1;
-	if (r->code != 354)
-		return reply_error(e, r, refusal_code(r, EX_DATAERR),
-		    "the relay refused DATA");
-	if (send_body(s, m, 1, e) == -1 || net_flush(&s->conn, e) == -1)
-		return -1;
-	return final_reply(s, r, "DATA", e);
+	return data_after_354(s, m, r, e);
 }
 
 /*
@@ -799,8 +807,7 @@ smtp_deliver_batch(struct session *s, struct message *const *m, size_t n,
 		if ((sent > 0 && cmd(s, &e[i], "RSET") == -1) ||
 		    send_mail_from(s, m[i], &e[i]) == -1 ||
 		    send_rcpts(s, m[i], &e[i]) == -1 ||
-		    cmd(s, &e[i], "BDAT %lld LAST", (long long)m[i]->size) ==
-		    -1 || send_body(s, m[i], 0, &e[i]) == -1)
+		    bdat_last(s, m[i], &e[i]) == -1)
 			goto lost;
 		rc[i] = sent > 0 || rset ? 2 : 1;	/* 2: after an RSET */
 		sent = i + 1;
