@@ -88,3 +88,47 @@ wait_port() {
 	done
 	return 1
 }
+
+# The scripted test relay (build/testsrv) and a configuration for it.
+# USER and PASS are the test account; tests may set them before use.
+: "${USER:=alice@example.test}"
+: "${PASS:=alice-not-a-real-secret}"
+
+# testsrv NAME [testsrv options]: start a test relay in $T/NAME (one
+# connection unless -n says otherwise); sets PORT, TR (its transcript),
+# MAIL (where it stores messages) and SRV (its pid).
+testsrv() {
+	local name=$1 _
+	shift
+	rm -rf "${T:?}/$name"; mkdir -p "$T/$name/mail"
+	bg "$TESTSRV" -p 0 -w "$T/$name/port" -t "$T/$name/tr" \
+	    -d "$T/$name/mail" -n 1 -x 60 -u "$USER:$PASS" "$@"
+	SRV=$!
+	for _ in $(seq 250); do [ -s "$T/$name/port" ] && break; sleep 0.02
+	done
+	PORT=$(cat "$T/$name/port")
+	TR=$T/$name/tr
+	MAIL=$T/$name/mail
+}
+
+# smarthost_conf FILE [directive lines...]: an account for the relay on
+# $PORT, with the test PKI, its own queue and dead.letter; sets CONF.
+smarthost_conf() {
+	local f=$1 l
+	shift
+	{
+		echo "account default"
+		echo "host 127.0.0.1"
+		echo "port $PORT"
+		echo "tls_trust_file $CERTS/ca.pem"
+		echo "user $USER"
+		echo "password $PASS"
+		echo "from $USER"
+		echo "tls_session_cache off"
+		echo "queue_dir $T/queue"
+		echo "dead_letter $T/dead.letter"
+		for l in "$@"; do echo "$l"; done
+	} >"$f"
+	chmod 600 "$f"
+	CONF=$f
+}

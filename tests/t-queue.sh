@@ -6,42 +6,20 @@
 ASAN_TOO=1
 . tests/lib.sh
 
-USER=alice@example.test
-PASS=alice-not-a-real-secret
 CAPS="AUTH PLAIN,PIPELINING,8BITMIME,ENHANCEDSTATUSCODES"
 Q=$T/queue
 
 srv() {	# NAME COUNT [testsrv options]
-	name=$1 count=$2; shift 2
-	rm -rf "$T/$name"; mkdir -p "$T/$name/mail"
-	bg "$TESTSRV" -p 0 -w "$T/$name/port" -t "$T/$name/tr" \
-	    -d "$T/$name/mail" -n "$count" -x 60 -u "$USER:$PASS" \
-	    -T -c "$CERTS/server.pem" -k "$CERTS/server.key" -e "$CAPS" "$@"
-	SRV=$!
-	for _ in $(seq 200); do [ -s "$T/$name/port" ] && break; sleep 0.02
-	done
-	PORT=$(cat "$T/$name/port")
-	TR=$T/$name/tr
-	MAIL=$T/$name/mail
+	local name=$1 count=$2
+	shift 2
+	testsrv "$name" -n "$count" -T -c "$CERTS/server.pem" \
+	    -k "$CERTS/server.key" -e "$CAPS" "$@"
 }
 
 CONF=$T/smarthost.conf
 conf() {	# PORT
-	cat >"$CONF" <<EOC
-account default
-host 127.0.0.1
-port $1
-tls_starttls off
-tls_trust_file $CERTS/ca.pem
-user $USER
-password $PASS
-from $USER
-timeout 1
-queue_dir $Q
-dead_letter $T/dead.letter
-tls_session_cache off
-EOC
-	chmod 600 "$CONF"
+	PORT=$1 smarthost_conf "$T/smarthost.conf" "tls_starttls off" \
+	    "timeout 1"
 }
 
 n=0

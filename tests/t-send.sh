@@ -5,42 +5,10 @@
 ASAN_TOO=1
 . tests/lib.sh
 
-USER=alice@example.test
-PASS=alice-not-a-real-secret
 ALLCAPS="AUTH PLAIN LOGIN CRAM-MD5 DIGEST-MD5 SCRAM-SHA-1 SCRAM-SHA-256 SCRAM-SHA-1-PLUS SCRAM-SHA-256-PLUS,PIPELINING,CHUNKING,SIZE 10000000,8BITMIME,ENHANCEDSTATUSCODES,DSN,SMTPUTF8"
 
-# srv NAME [testsrv options]: start a test relay for one connection.
-srv() {
-	name=$1; shift
-	rm -rf "$T/$name"; mkdir -p "$T/$name/mail"
-	bg "$TESTSRV" -p 0 -w "$T/$name/port" -t "$T/$name/tr" \
-	    -d "$T/$name/mail" -n 1 -x 30 -u "$USER:$PASS" "$@"
-	for _ in $(seq 200); do [ -s "$T/$name/port" ] && break; sleep 0.02
-	done
-	PORT=$(cat "$T/$name/port")
-	TR=$T/$name/tr
-	MAIL=$T/$name/mail
-}
-
-# conf NAME [directive lines...]: a config file for the relay just started.
-conf() {
-	f=$T/$1.conf; shift
-	{
-		echo "account default"
-		echo "host 127.0.0.1"
-		echo "port $PORT"
-		echo "tls_trust_file $CERTS/ca.pem"
-		echo "user $USER"
-		echo "password $PASS"
-		echo "from $USER"
-		echo "tls_session_cache off"
-		echo "queue_dir $T/queue"
-		echo "dead_letter $T/dead.letter"
-		for l in "$@"; do echo "$l"; done
-	} >"$f"
-	chmod 600 "$f"
-	CONF=$f
-}
+srv() { testsrv "$@"; }
+conf() { local n=$1; shift; smarthost_conf "$T/$n.conf" "$@"; }
 
 MSG="From: Alice <$USER>
 To: bob@example.org
