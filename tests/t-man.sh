@@ -83,14 +83,14 @@ else
 	sed 's/^/#   | /' "$T/help.opts"
 fi
 
-no8= nohelp=
+no8='' nohelp=''
 for o in $SPEC_OPTS; do
 	has "$T/man8.txt" "$o" || no8="$no8 $o"
 	has "$T/help" "$o" || nohelp="$nohelp $o"
 done
 check_eq "smarthost(8) shows every option of SPEC section 1" "$no8" ""
 check_eq "--help shows every option of SPEC section 1" "$nohelp" ""
-no8=
+no8=''
 while read -r o; do
 	has "$T/man8.txt" "$o" || no8="$no8 $o"
 done <"$T/help.opts"

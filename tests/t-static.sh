@@ -16,7 +16,7 @@ missing_archives() {
 	local l
 	for l in c $(pkg-config --static --libs-only-l mbedtls mbedx509 \
 	    mbedcrypto libgsasl | sed 's/-l//g') gssglue; do
-		[ "$(${CC:-cc} -print-file-name=lib$l.a)" = "lib$l.a" ] &&
+		[ "$(${CC:-cc} -print-file-name="lib$l.a")" = "lib$l.a" ] &&
 		    printf ' lib%s.a' "$l"
 	done
 }
@@ -42,7 +42,7 @@ check_eq "static: --version as the dynamic build" \
 # srv NAME: a test relay (implicit TLS, localhost's certificate) for one
 # connection.
 srv() {
-	rm -rf "$T/$1"; mkdir -p "$T/$1/mail"
+	rm -rf "${T:?}/$1"; mkdir -p "$T/$1/mail"
 	bg "$TESTSRV" -p 0 -w "$T/$1/port" -t "$T/$1/tr" -d "$T/$1/mail" \
 	    -n 1 -x 30 -u "$USER:$PASS" -T -c "$CERTS/server.pem" \
 	    -k "$CERTS/server.key" \
@@ -73,7 +73,7 @@ newroot() {
 }
 
 # at ROOT: how the binary names ROOT's top.
-at() { [ -z "$CHROOT" ] && echo "$1"; }
+at() { [ ${#CHROOT[@]} -eq 0 ] && echo "$1"; }
 
 wait_srv() {
 	local p
@@ -98,7 +98,7 @@ inroot() {
 	    SMARTHOST_FROM="$USER" \
 	    SMARTHOST_QUEUE_DIR="$pre/var/spool/smarthost" \
 	    SMARTHOST_DEAD_LETTER="$pre/dead.letter" \
-	    "${vars[@]}" $CHROOT "$pre/smarthost" "$@")
+	    "${vars[@]}" "${CHROOT[@]}" "$pre/smarthost" "$@")
 }
 
 # send ROOT NAME [VAR=VALUE...]: the message to bob through the relay.
@@ -110,9 +110,9 @@ send() {
 	RC=$?
 }
 
-CHROOT=
+CHROOT=()
 if [ "$(id -u)" -eq 0 ] && command -v chroot >/dev/null; then
-	CHROOT="$(command -v chroot) ."
+	CHROOT=("$(command -v chroot)" .)
 	echo "# in a chroot holding only the files named above"
 else
 	skip "chroot # not root: the binary runs from an empty environment instead"
@@ -141,7 +141,7 @@ check_eq "empty root: the queue is left empty" \
 # before any message is sent, and the message waits in the queue.
 # Outside a chroot the host's store is found and does not hold the test
 # CA: the same exit and queueing, for the certificate.
-if [ -n "$CHROOT" ]; then
+if [ ${#CHROOT[@]} -gt 0 ]; then
 	WHY="no system CA store found.*set tls_trust_file"
 else
 	WHY="not trusted by the system CA store (set tls_trust_file"
