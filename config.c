@@ -1902,7 +1902,9 @@ config_account(const struct cmdline *cl, struct account *a,
 	}
 	if (rc == 0) {
 		account_build(a, &fin, chosen, &c);
-		rc = account_check(a, &all, chosen, &f, err);
+		/* mailq and -q need only the queue: no relay for an empty one. */
+		if (cl->mode != MODE_QUEUE_LIST && cl->mode != MODE_QUEUE_RUN)
+			rc = account_check(a, &all, chosen, &f, err);
 	}
 	secret_free(password);
 	settings_clear(&env);

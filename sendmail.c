@@ -727,7 +727,10 @@ queue_run(const struct cmdline *cl)
 			continue;
 		}
 		s = NULL;
-		if (a.auth != NULL && config_password(&a, &e) == -1)
+		if (a.host == NULL)
+			log_notice("mail queued for account %s stays: no relay "
+			    "host configured", names[i]);
+		else if (a.auth != NULL && config_password(&a, &e) == -1)
 			log_notice("%s", e.msg);
 		else
 			flush_account(&a, &s, NULL, &f);
