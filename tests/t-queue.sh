@@ -199,11 +199,13 @@ check_grep "large message on a terminal: progress" \
 
 # 9. No configuration at all (a fresh package): mailq and -q succeed.
 ( cd "$T" && env -i HOME="$T/nohome" SMARTHOST_SYSCONF=/nonexistent \
+    SMARTHOST_QUEUE_DIR="$T/q-empty" \
     PATH="$PATH" "$SMARTHOST" -bp >"$T/nocfg.out" 2>&1 )
 check_eq "no configuration: mailq exits 0" "$?" 0
 check_eq "no configuration: mailq says empty" "$(cat "$T/nocfg.out")" \
     "Mail queue is empty"
 ( cd "$T" && env -i HOME="$T/nohome" SMARTHOST_SYSCONF=/nonexistent \
+    SMARTHOST_QUEUE_DIR="$T/q-empty" \
     PATH="$PATH" "$SMARTHOST" -q >"$T/nocfg-q.out" 2>&1 )
 check_eq "no configuration: -q exits 0" "$?" 0
 check "no configuration: -q prints nothing" test ! -s "$T/nocfg-q.out"
