@@ -1,0 +1,116 @@
+#!/bin/bash
+# A handful of real sessions against the test relay under valgrind: no
+# memory error and no definite leak in any of them (and the unit tests,
+# when their binaries are built).  Skipped where valgrind is missing.
+. tests/lib.sh
+
+if ! command -v valgrind >/dev/null; then
+	skip "valgrind # not installed"
+	exit 0
+fi
+
+USER=alice@example.test
+PASS=alice-not-a-real-secret
+CAPS="AUTH PLAIN LOGIN SCRAM-SHA-256,PIPELINING,CHUNKING,8BITMIME,DSN"
+TLSOPT=(-c "$CERTS/server.pem" -k "$CERTS/server.key")
+VG=(valgrind -q --leak-check=full --errors-for-leak-kinds=definite
+    --error-exitcode=99)
+
+srv() {	# NAME [testsrv options]
+	name=$1; shift
+	rm -rf "$T/$name"; mkdir -p "$T/$name/mail"
+	bg "$TESTSRV" -p 0 -w "$T/$name/port" -t "$T/$name/tr" \
+	    -d "$T/$name/mail" -x 120 -u "$USER:$PASS" "$@"
+	SRVPID=$!
+	for _ in $(seq 200); do [ -s "$T/$name/port" ] && break; sleep 0.02
+	done
+	PORT=$(cat "$T/$name/port")
+	TR=$T/$name/tr
+	MAIL=$T/$name/mail
+}
+
+conf() {	# NAME [directive lines...]
+	f=$T/$1.conf; shift
+	{
+		echo "account default"
+		echo "host 127.0.0.1"
+		echo "port $PORT"
+		echo "tls_trust_file $CERTS/ca.pem"
+		echo "user $USER"
+		echo "password $PASS"
+		echo "from $USER"
+		echo "timeout 30"
+		echo "tls_session_cache $T/session"
+		echo "queue_dir $T/queue"
+		echo "dead_letter $T/dead.letter"
+		echo "logfile $T/log"
+		for l in "$@"; do echo "$l"; done
+	} >"$f"
+	chmod 600 "$f"
+	CONF=$f
+}
+
+# vg NAME WANT_RC [smarthost arguments]: a message on stdin.
+vg() {
+	name=$1 want=$2; shift 2
+	printf 'Subject: valgrind\nTo: bob@example.org\n\nbody\n' |
+	    "${VG[@]}" --log-file="$T/$name.vg" "$SMARTHOST" -C "$CONF" "$@" \
+	    >"$T/$name.out" 2>"$T/$name.err"
+	RC=$?
+	check_eq "$name: exit $want (99 = valgrind found errors)" "$RC" "$want"
+	if [ -s "$T/$name.vg" ]; then
+		notok "$name: valgrind is silent"
+		sed 's/^/#   | /' "$T/$name.vg" | head -30
+	else
+		ok "$name: valgrind is silent"
+	fi
+}
+
+srv implicit "${TLSOPT[@]}" -T -n 2 -e "$CAPS"
+conf implicit "tls_starttls off" "auth PLAIN"
+vg "implicit TLS, PLAIN, CHUNKING" 0 bob@example.org
+vg "resumed session, -t, DSN" 0 -t -N success,failure -V envid1
+check_grep "resumed session: the ticket was used" '^TLS-RESUMED' "$TR"
+
+srv starttls "${TLSOPT[@]}" -n 1 -e "STARTTLS,$CAPS" -E "$CAPS"
+conf starttls "auth SCRAM-SHA-256" "tls_session_cache off"
+vg "STARTTLS, SCRAM-SHA-256, -v" 0 -v bob@example.org
+check_grep "STARTTLS: SCRAM-SHA-256 used" '^AUTHOK SCRAM-SHA-256' "$TR"
+
+srv wrongpw "${TLSOPT[@]}" -T -n 1 -e "$CAPS"
+conf wrongpw "tls_starttls off" "auth LOGIN" "queue off" \
+    "tls_session_cache off"
+sed -i "s/^password .*/password wrong-password/" "$CONF"
+vg "refused password" 77 bob@example.org
+
+printf 'rcpt reply 550 5.1.1 no such user\n' >"$T/r550.script"
+srv r550 "${TLSOPT[@]}" -T -n 1 -e "$CAPS" -s "$T/r550.script"
+conf r550 "tls_starttls off" "tls_session_cache off"
+vg "recipient refused, dead.letter" 65 bob@example.org
+check_grep "recipient refused: kept in dead.letter" '^Subject: valgrind' \
+    "$T/dead.letter"
+
+PORT=$(free_port)
+conf down "tls_starttls off" "tls_session_cache off" "timeout 2"
+vg "relay down, queued" 0 bob@example.org
+srv up "${TLSOPT[@]}" -T -n 1 -e "$CAPS"
+conf up "tls_starttls off" "tls_session_cache off"
+vg "queue run" 0 -q
+check "queue run: delivered" test -e "$MAIL/1.eml"
+
+printf 'postmaster: root\nroot: bob@example.org, carol@example.org\n' \
+    >"$T/aliases"
+conf pretend "aliases $T/aliases" "maildomain example.org"
+vg "--pretend with aliases" 0 --pretend postmaster
+vg "bad option" 64 --no-such-option
+vg "--serverinfo, nobody listening" 75 --serverinfo
+
+# The unit tests, when built (make check builds them).
+for u in "$TOP"/build/unit_*; do
+	[ -x "$u" ] || continue
+	n=$(basename "$u")
+	"${VG[@]}" --log-file="$T/$n.vg" "$u" >"$T/$n.out" 2>&1
+	rc=$?
+	check_eq "$n under valgrind: exit 0" "$rc" 0
+	check "$n under valgrind: silent" test ! -s "$T/$n.vg"
+done
