@@ -38,6 +38,8 @@
 #endif
 
 #define CONF_SIZE_MAX	(1024 * 1024)	/* a config or netrc file */
+#define LINE_START	(64 * 1024)	/* first getline() buffer */
+#define IOBUF_SIZE	8192		/* stdio buffer of a config file */
 #define ACCOUNTS_MAX	1000
 #define PARENTS_MAX	32		/* account NAME : P1,P2,... */
 #define SECRET_MAX	(64 * 1024)	/* passwordeval output, secret files */
@@ -1143,11 +1145,17 @@ parse_line(struct parser *p, char *line, struct error *err)
 static int
 parse_stream(struct parser *p, FILE *fp, struct error *err)
 {
-	char	*line = NULL;
-	size_t	 cap = 0, total = 0;
+	char	*line;
+	size_t	 cap = LINE_START, total = 0;
 	ssize_t	 n;
 	int	 rc = 0;
 
+	/*
+	 * getline() frees what it outgrows unwiped: start big enough for
+	 * any real line (OAuth tokens are a few KiB), so the buffer wiped
+	 * below is the only one that held a password.
+	 */
+	line = xcalloc(1, cap);
 	while (rc == 0 && (n = getline(&line, &cap, fp)) != -1) {
 		p->line++;
 		parser_where(p);
@@ -1239,6 +1247,7 @@ conf_file(const struct ctx *c, const char *path, int kind,
 	struct parser	 p;
 	struct stat	 st;
 	FILE		*fp;
+	char		*iobuf;
 	int		 fd, rc;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
@@ -1269,11 +1278,16 @@ conf_file(const struct ctx *c, const char *path, int kind,
 		return error_set(err, EX_OSERR, "cannot read %s: %s", path,
 		    strerror(errno));
 	}
+	/* Our own stdio buffer, so that it can be wiped: it held the file. */
+	iobuf = xcalloc(1, IOBUF_SIZE);
+	setvbuf(fp, iobuf, _IOFBF, IOBUF_SIZE);
 	memset(&p, 0, sizeof(p));
 	p.ctx = c;
 	p.file = path;
 	rc = parse_stream(&p, fp, err);
 	fclose(fp);
+	explicit_bzero(iobuf, IOBUF_SIZE);
+	free(iobuf);
 	if (rc == 0 && p.password)
 		rc = perm_check(path, &st, kind == CF_USER, err);
 	if (rc == 0)
