@@ -195,19 +195,36 @@ net_wait(int fd, short events, int ms)
 	}
 }
 
+/*
+ * The step that starts now may take MS milliseconds: every write gets
+ * that long, and all the reads of its reply together, so a relay that
+ * trickles a byte at a time cannot stretch the wait (RFC 5321 4.5.3.2).
+ */
+void
+net_timeout(struct conn *c, int ms)
+{
+	c->timeout_ms = ms;
+	c->deadline = now_ms() + ms;
+}
+
 /* Fill the read buffer: >0 bytes, 0 at EOF, -1 on error. */
 static int
 fill(struct conn *c, struct error *e)
 {
-	ssize_t	 n;
+	long long	 left = c->timeout_ms;
+	ssize_t		 n;
 
 	c->rpos = 0;
 	c->rlen = 0;
+	if (c->deadline != 0 && (left = c->deadline - now_ms()) <= 0)
+		return error_set(e, EX_TEMPFAIL, "no answer from the relay "
+		    "within %d seconds", c->timeout_ms / 1000);
 	if (c->tls != NULL) {
-		n = tls_read(c->tls, c->rbuf, sizeof(c->rbuf), c->timeout_ms,
-		    e);
+		n = tls_read(c->tls, c->rbuf, sizeof(c->rbuf),
+		    c->deadline != 0 ? c->deadline : now_ms() + left,
+		    c->timeout_ms, e);
 	} else {
-		if (net_wait(c->fd, POLLIN, c->timeout_ms) == -1)
+		if (net_wait(c->fd, POLLIN, (int)left) == -1)
 			return error_set(e, EX_TEMPFAIL,
 			    "no answer from the relay within %d seconds",
 			    c->timeout_ms / 1000);
@@ -276,7 +293,7 @@ send_all(struct conn *c, const unsigned char *p, size_t len,
 
 	while (len > 0) {
 		if (c->tls != NULL) {
-			if (tls_write(c->tls, p, len, e) == -1)
+			if (tls_write(c->tls, p, len, c->timeout_ms, e) == -1)
 				return -1;
 			return 0;
 		}

@@ -282,7 +282,8 @@ struct conn {
 	unsigned char	 wbuf[16384];	/* one full TLS record */
 	size_t		 wlen;
 	size_t		 wmax;		/* what fills one record: <= wbuf */
-	int		 timeout_ms;	/* for the current wait */
+	int		 timeout_ms;	/* for the current step */
+	long long	 deadline;	/* its reads end by then (0: none) */
 	unsigned	 reads;		/* read calls that returned data */
 	unsigned	 flushes;	/* flights written */
 	char		 peer[64];	/* numeric address, for messages */
@@ -297,6 +298,7 @@ int	 net_printf(struct conn *, struct error *, const char *, ...)
 int	 net_flush(struct conn *, struct error *);
 int	 net_pending(const struct conn *);	/* bytes buffered unread */
 int	 net_wait(int, short, int);
+void	 net_timeout(struct conn *, int);
 void	 net_close(struct conn *);
 long long now_ms(void);
 
@@ -311,8 +313,9 @@ struct tls_info {
 };
 int	 tls_start(struct conn *, const struct account *, struct error *);
 size_t	 tls_record_payload(struct tls *);
-int	 tls_read(struct tls *, void *, size_t, int, struct error *);
-int	 tls_write(struct tls *, const void *, size_t, struct error *);
+int	 tls_read(struct tls *, void *, size_t, long long, int,
+	    struct error *);
+int	 tls_write(struct tls *, const void *, size_t, int, struct error *);
 int	 tls_exporter(struct tls *, char *, size_t);	/* base64 */
 void	 tls_info(struct tls *, struct tls_info *);
 void	 tls_close(struct tls *);

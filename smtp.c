@@ -46,7 +46,7 @@ set_timeout(struct session *s, int rfc_seconds)
 	ms = (long long)rfc_seconds * 1000 * s->acct->timeout / 60;
 	if (ms < 1000)
 		ms = 1000;
-	s->conn.timeout_ms = (int)ms;
+	net_timeout(&s->conn, (int)ms);
 }
 
 /*

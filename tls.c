@@ -50,7 +50,8 @@ struct tls {
 	mbedtls_x509_crt	 cert;
 	mbedtls_pk_context	 key;
 	int			 fd;
-	int			 timeout_ms;
+	int			 timeout_ms;	/* for messages */
+	long long		 deadline;	/* for the reads of one call */
 	const char		*name;		/* name verified */
 	/* what the verify callback saw of the relay's certificate */
 	uint32_t		 leaf_flags;
@@ -89,7 +90,12 @@ bio_recv(void *ctx, unsigned char *buf, size_t len, uint32_t unused)
 
 	(void)unused;
 	for (;;) {
-		if (net_wait(t->fd, POLLIN, t->timeout_ms) == -1)
+		long long	 left = t->deadline != 0 ?
+		    t->deadline - now_ms() : t->timeout_ms;
+
+		if (left < 0)
+			left = 0;
+		if (net_wait(t->fd, POLLIN, (int)left) == -1)
 			return errno == ETIMEDOUT ? MBEDTLS_ERR_SSL_TIMEOUT :
 			    MBEDTLS_ERR_NET_RECV_FAILED;
 		n = recv(t->fd, buf, len, 0);
@@ -550,6 +556,7 @@ tls_start(struct conn *c, const struct account *a, struct error *e)
 	mbedtls_pk_init(&t->key);
 	t->fd = c->fd;
 	t->timeout_ms = c->timeout_ms;
+	t->deadline = now_ms() + c->timeout_ms;	/* the whole handshake */
 	t->name = a->host_override != NULL ? a->host_override : a->host;
 	if (configure(t, a, e) == -1 || handshake(t, a, e) == -1) {
 		tls_free(t);
@@ -575,13 +582,15 @@ tls_record_payload(struct tls *t)
 }
 
 int
-tls_read(struct tls *t, void *buf, size_t len, int timeout_ms,
-    struct error *e)
+tls_read(struct tls *t, void *buf, size_t len, long long deadline,
+    int step_ms, struct error *e)
 {
 	char	 msg[160];
 	int	 rc;
 
-	t->timeout_ms = timeout_ms;
+	/* One deadline for the step's reads, however the bytes trickle in. */
+	t->deadline = deadline;
+	t->timeout_ms = step_ms;
 	for (;;) {
 		rc = mbedtls_ssl_read(&t->ssl, buf, len);
 		if (rc >= 0)
@@ -597,7 +606,7 @@ tls_read(struct tls *t, void *buf, size_t len, int timeout_ms,
 			return 0;
 		case MBEDTLS_ERR_SSL_TIMEOUT:
 			return error_set(e, EX_TEMPFAIL, "no answer from the "
-			    "relay within %d seconds", timeout_ms / 1000);
+			    "relay within %d seconds", t->timeout_ms / 1000);
 		default:
 			mbed_error(rc, msg, sizeof(msg));
 			return error_set(e, EX_TEMPFAIL, "reading from the "
@@ -607,12 +616,14 @@ tls_read(struct tls *t, void *buf, size_t len, int timeout_ms,
 }
 
 int
-tls_write(struct tls *t, const void *buf, size_t len, struct error *e)
+tls_write(struct tls *t, const void *buf, size_t len, int step_ms,
+    struct error *e)
 {
 	const unsigned char	*p = buf;
 	char			 msg[160];
 	int			 rc;
 
+	t->timeout_ms = step_ms;	/* for each write, as RFC 5321 has it */
 	while (len > 0) {
 		rc = mbedtls_ssl_write(&t->ssl, p, len);
 		if (rc > 0) {
