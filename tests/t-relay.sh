@@ -135,3 +135,42 @@ if f=$(sink_wait "$tag"); then
 else
 	notok "20 MB message: arrived in the sink"
 fi
+
+# The queue against the real relay: relay unreachable, queued; then -q
+# with the relay up delivers it once.
+tag="queued-$$"
+conf "$T/q.conf" "$RELAY_SMTPS" off
+printf 'X-Test-Id: %s\nSubject: queued\n\nwaited\n' "$tag" |
+    "$SMARTHOST" -C "$T/q.conf" --port="$(free_port)" -i bob@example.org \
+    >/dev/null 2>"$T/q.err"
+check_eq "relay unreachable: exit 0" "$?" 0
+check_grep "relay unreachable: queued" 'queued as ' "$T/q.err"
+"$SMARTHOST" -C "$T/q.conf" -q >"$T/q2.out" 2>&1
+check_eq "-q with the relay up: exit 0" "$?" 0
+if f=$(sink_wait "$tag"); then
+	ok "-q with the relay up: delivered"
+	check_eq "-q with the relay up: exactly once" \
+	    "$(grep -l "^X-Test-Id: $tag\$" "$RELAY_SINK"/* | wc -l)" 1
+else
+	notok "-q with the relay up: delivered"
+fi
+check_eq "-q with the relay up: queue empty" \
+    "$(ls "$T/queue" | grep -vc '\.status$')" 0
+
+# A container: the environment alone, no configuration file anywhere.
+tag="env-$$"
+printf 'X-Test-Id: %s\nSubject: env\n\nfrom a container\n' "$tag" |
+    (cd "$T" && env -i PATH="$PATH" HOME="$T/empty-home" \
+    SMARTHOST_SYSCONF=/nonexistent \
+    SMARTHOST_RELAY="smtps://${RELAY_USER/@/%40}@$RELAY_HOST:$RELAY_SMTPS" \
+    SMARTHOST_PASSWORD="$RELAY_PASS" SMARTHOST_FROM="$RELAY_USER" \
+    SMARTHOST_TLS_TRUST_FILE="$RELAY_CA" SMARTHOST_QUEUE_DIR="$T/envq" \
+    "$SMARTHOST" -i bob@example.org) >"$T/env.out" 2>&1
+check_eq "environment only: exit 0" "$?" 0
+if f=$(sink_wait "$tag"); then
+	ok "environment only: delivered through the real relay"
+	check_grep "environment only: the sender from SMARTHOST_FROM" \
+	    "^X-Mail-Args: <$RELAY_USER>" "$f"
+else
+	notok "environment only: delivered through the real relay"
+fi
