@@ -420,9 +420,7 @@ settle(const struct account *a, struct message *m, struct qentry *q,
 		if (queued)
 			(void)queue_done(q);
 		log_notice("the message was appended to %s", a->dead_letter);
-		if (permanent(why))
-			return EX_DATAERR;
-		return queued || !a->queue ? why->code : EX_IOERR;
+		return why->code;
 	}
 	if (queue_defer(q, why, &e) == -1) {
 		log_notice("%s", e.msg);
