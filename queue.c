@@ -615,7 +615,11 @@ queue_done(struct qentry *q)
 	if (unlinkat(dfd, name, 0) == -1 && errno != ENOENT)
 		log_warn("cannot remove %s%s: %s", q->path, STATUS_SUFFIX,
 		    strerror(errno));
-	(void)fsync(dfd);
+	/*
+	 * No fsync: if a power cut undoes the unlink, the message is sent
+	 * once more, which is the duplicate case smarthost(8) documents,
+	 * and every delivery would otherwise wait for the disk.
+	 */
 	close(dfd);
 	return 0;
 }
