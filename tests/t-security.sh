@@ -141,10 +141,10 @@ check_eq "SMARTHOST_DOMAIN with CR: no connection" "$(connects)" "$before"
 # Config values: a CR inside a line (LF ends it) and a NUL byte.
 for d in from domain user from_full_name maildomain host; do
 	case $d in
-	from|maildomain|host|domain) v=$'example.test\rRSET';;
-	*) v=$'Alice\rBcc: evil@example.net';;
+	from) v=$'alice@example.test\rRSET';;
+	user|from_full_name) v=$'Alice\rBcc: evil@example.net';;
+	*) v=$'example.test\rRSET';;
 	esac
-	[ "$d" = from ] && v=$'alice@example.test\rRSET'
 	conf "cr-$d" "tls_starttls off" "$d $v"
 	refused "config $d with CR" 78 \
 	    "cr-$d.conf:14: the value for $d contains a CR or LF" \
