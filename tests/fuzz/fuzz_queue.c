@@ -23,9 +23,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 #define MARK		"\n--status--\n"
 #define INPUT_MAX	(512 * 1024)
 
-static char	 dir[64] = "/tmp/fuzz_queue.XXXXXX";
+static char	 dir[64];
 static char	 entry[128], status[128];
 static FILE	*devnull;
+
+/* Leave nothing behind when the run ends. */
+static void
+cleanup(void)
+{
+	unlink(status);
+	unlink(entry);
+	rmdir(dir);
+}
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -33,6 +42,9 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	log_init("fuzz_queue");
+	/* In memory where there is a tmpfs: a disk makes it I/O-bound. */
+	snprintf(dir, sizeof(dir), "%s/fuzz_queue.XXXXXX",
+	    access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
 	if (mkdtemp(dir) == NULL ||
 	    (devnull = fopen("/dev/null", "w")) == NULL) {
 		perror("fuzz_queue: mkdtemp");
@@ -40,6 +52,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	}
 	snprintf(entry, sizeof(entry), "%s/" ID, dir);
 	snprintf(status, sizeof(status), "%s/" ID ".status", dir);
+	atexit(cleanup);
 	return 0;
 }
 
