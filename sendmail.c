@@ -80,7 +80,7 @@ static void
 add_override(struct cmdline *cl, const char *arg)
 {
 	const char	*eq = strchr(arg, '=');
-	char		*name;
+	char		*name, opt[64];
 	size_t		 i;
 
 	if (eq == NULL || eq == arg)
@@ -98,7 +98,9 @@ add_override(struct cmdline *cl, const char *arg)
 		usage_error("unknown option --%s", arg);
 	cl->over = xreallocarray(cl->over, cl->nover + 1, sizeof(*cl->over));
 	cl->over[cl->nover].name = name;
-	cl->over[cl->nover].value = checked(name, eq + 1);
+	/* checked() names it as "-X"; a long option reads "--name". */
+	snprintf(opt, sizeof(opt), "-%.*s", (int)(eq - arg), arg);
+	cl->over[cl->nover].value = checked(opt, eq + 1);
 	cl->nover++;
 }
 
