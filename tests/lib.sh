@@ -95,14 +95,15 @@ wait_port() {
 : "${PASS:=alice-not-a-real-secret}"
 
 # testsrv NAME [testsrv options]: start a test relay in $T/NAME (one
-# connection unless -n says otherwise); sets PORT, TR (its transcript),
-# MAIL (where it stores messages) and SRV (its pid).
+# connection unless -n says otherwise; later options win), checking the
+# password of USER:PASS, or of SRVUSER when set; sets PORT, TR (its
+# transcript), MAIL (where it stores messages) and SRV (its pid).
 testsrv() {
 	local name=$1 _
 	shift
 	rm -rf "${T:?}/$name"; mkdir -p "$T/$name/mail"
 	bg "$TESTSRV" -p 0 -w "$T/$name/port" -t "$T/$name/tr" \
-	    -d "$T/$name/mail" -n 1 -x 60 -u "$USER:$PASS" "$@"
+	    -d "$T/$name/mail" -n 1 -x 60 -u "${SRVUSER:-$USER:$PASS}" "$@"
 	SRV=$!
 	for _ in $(seq 250); do [ -s "$T/$name/port" ] && break; sleep 0.02
 	done

@@ -10,52 +10,25 @@ PASS=Zq7-s3cret-Pw4ss-uNiqu3x9
 CAPS="AUTH PLAIN LOGIN XOAUTH2 OAUTHBEARER,PIPELINING,8BITMIME"
 TLSOPT=(-c "$CERTS/server.pem" -k "$CERTS/server.key")
 
-# srv NAME [testsrv options]: a test relay for COUNT (-n) connections.
-srv() {
-	name=$1; shift
-	rm -rf "$T/$name"; mkdir -p "$T/$name/mail"
-	bg "$TESTSRV" -p 0 -w "$T/$name/port" -t "$T/$name/tr" \
-	    -d "$T/$name/mail" -x 60 -u "${SRVUSER:-$USER:$PASS}" "$@"
-	SRVPID=$!
-	for _ in $(seq 200); do [ -s "$T/$name/port" ] && break; sleep 0.02
-	done
-	PORT=$(cat "$T/$name/port")
-	TR=$T/$name/tr
-	MAIL=$T/$name/mail
-}
+srv() { testsrv "$@"; }
 
 # srv_wait: let the relay finish its connection (5 s at most), then stop
 # it, so that a client that never connected costs no -x minute.
 srv_wait() {
 	local i
 	for i in $(seq 100); do
-		kill -0 "$SRVPID" 2>/dev/null || break
+		kill -0 "$SRV" 2>/dev/null || break
 		sleep 0.05
 	done
-	kill "$SRVPID" 2>/dev/null
-	wait "$SRVPID" 2>/dev/null
+	kill "$SRV" 2>/dev/null
+	wait "$SRV" 2>/dev/null
 }
 
 # conf NAME [directive lines...]: a 0600 config for the relay started.
 conf() {
-	f=$T/$1.conf; shift
-	{
-		echo "account default"
-		echo "host 127.0.0.1"
-		echo "port $PORT"
-		echo "tls_trust_file $CERTS/ca.pem"
-		echo "user $USER"
-		echo "password $PASS"
-		echo "from $USER"
-		echo "timeout 1"
-		echo "queue off"
-		echo "tls_session_cache off"
-		echo "queue_dir $T/queue"
-		echo "dead_letter $T/dead.letter"
-		for l in "$@"; do echo "$l"; done
-	} >"$f"
-	chmod 600 "$f"
-	CONF=$f
+	local n=$1
+	shift
+	smarthost_conf "$T/$n.conf" "timeout 1" "queue off" "$@"
 }
 
 # run NAME [smarthost arguments]: a small message; sets RC, OUT, ERR.
@@ -392,7 +365,7 @@ check_eq "user config with password at 0640: exit 78" "$RC" 78
 check_grep "user config with password at 0640: names chmod" \
     "can be read by its group: run chmod 600 $CONF" "$ERR"
 check_nogrep "config permissions: no connection" '^CONNECT' "$TR"
-kill "$SRVPID" 2>/dev/null
+kill "$SRV" 2>/dev/null
 
 # ---------------------------------------------------------------------
 # 3. Resource bounds.  With "timeout 1" every RFC 5321 wait is 5 s (the
@@ -420,7 +393,7 @@ stalled() {
 	conf "$name"
 	timed "$name"
 	sleep 0.3	# what the client sent is read and logged by now
-	kill "$SRVPID" 2>/dev/null; wait "$SRVPID" 2>/dev/null
+	kill "$SRV" 2>/dev/null; wait "$SRV" 2>/dev/null
 	check_eq "$name: exit $want" "$RC" "$want"
 	check "$name: gave up within 9 s (took $SECS s)" test "$SECS" -lt 9
 	check_grep "$name: message says why" "$pat" "$ERR"

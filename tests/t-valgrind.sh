@@ -16,38 +16,13 @@ TLSOPT=(-c "$CERTS/server.pem" -k "$CERTS/server.key")
 VG=(valgrind -q --leak-check=full --errors-for-leak-kinds=definite
     --error-exitcode=99)
 
-srv() {	# NAME [testsrv options]
-	name=$1; shift
-	rm -rf "$T/$name"; mkdir -p "$T/$name/mail"
-	bg "$TESTSRV" -p 0 -w "$T/$name/port" -t "$T/$name/tr" \
-	    -d "$T/$name/mail" -x 120 -u "$USER:$PASS" "$@"
-	SRVPID=$!
-	for _ in $(seq 200); do [ -s "$T/$name/port" ] && break; sleep 0.02
-	done
-	PORT=$(cat "$T/$name/port")
-	TR=$T/$name/tr
-	MAIL=$T/$name/mail
-}
+srv() { testsrv "$@" -x 120; }
 
 conf() {	# NAME [directive lines...]
-	f=$T/$1.conf; shift
-	{
-		echo "account default"
-		echo "host 127.0.0.1"
-		echo "port $PORT"
-		echo "tls_trust_file $CERTS/ca.pem"
-		echo "user $USER"
-		echo "password $PASS"
-		echo "from $USER"
-		echo "timeout 30"
-		echo "tls_session_cache $T/session"
-		echo "queue_dir $T/queue"
-		echo "dead_letter $T/dead.letter"
-		echo "logfile $T/log"
-		for l in "$@"; do echo "$l"; done
-	} >"$f"
-	chmod 600 "$f"
-	CONF=$f
+	local n=$1
+	shift
+	smarthost_conf "$T/$n.conf" "timeout 30" \
+	    "tls_session_cache $T/session" "logfile $T/log" "$@"
 }
 
 # vg NAME WANT_RC [smarthost arguments]: a message on stdin.
