@@ -4,6 +4,7 @@
 #   make check      install what is missing, build, run every test
 #   make demo       install what is missing, send a message to the test relay
 #   make install    PREFIX=/usr/local DESTDIR=
+#   make install-setgid   the same, setgid smarthost (a system password)
 
 PREFIX	?= /usr/local
 SBINDIR	?= $(PREFIX)/sbin
@@ -25,7 +26,7 @@ ALLCFLAGS = -std=c11 $(WARN) $(DEFS) $(HARDEN) $(PKGCFLAGS) $(CFLAGS)
 ALLLDFLAGS = -pie -Wl,-z,relro,-z,now $(LDFLAGS)
 
 SRCS	 = sendmail.c config.c message.c net.c tls.c auth.c smtp.c log.c \
-	   queue.c bsmtp.c providers.c setup.c
+	   queue.c bsmtp.c providers.c setup.c priv.c
 LIBSRCS	 = $(filter-out sendmail.c,$(SRCS))
 UNITS	 = $(patsubst tests/%.c,%,$(wildcard tests/unit_*.c))
 
@@ -40,7 +41,8 @@ BA	 = build/asan
 AOBJS	 = $(SRCS:%.c=$(BA)/%.o)
 ALIBOBJS = $(LIBSRCS:%.c=$(BA)/%.o)
 
-.PHONY: all check check-run demo demo-run install uninstall clean deps \
+.PHONY: all check check-run demo demo-run install install-setgid uninstall \
+	clean deps \
 	asan mbedtls-version fuzz static
 
 all: mbedtls-version smarthost
@@ -81,7 +83,18 @@ $(BA)/unit_%: tests/unit_%.c tests/unit.h $(ALIBOBJS)
 $(B)/testsrv: tests/testsrv.c | $(B)
 	$(CC) $(ALLCFLAGS) $(ALLLDFLAGS) -o $@ tests/testsrv.c $(PKGLIBS)
 
-TESTBINS = smarthost $(B)/testsrv $(UNITS:%=$(B)/%) asan
+# tests/t-setgid.sh installs this one setgid: the same objects, but
+# the system file and queue under SGID_ROOT, where the test owns them.
+SGID_ROOT = /var/tmp/smarthost-sgid-test
+$(B)/sgid/config.o: config.c smarthost.h
+	@mkdir -p $(B)/sgid
+	$(CC) $(ALLCFLAGS) -DSYSCONFDIR='"$(SGID_ROOT)/etc"' \
+	    -DSPOOLDIR='"$(SGID_ROOT)/spool"' -c -o $@ config.c
+
+$(B)/sgid/smarthost: $(B)/sgid/config.o $(filter-out $(B)/config.o,$(OBJS))
+	$(CC) $(ALLCFLAGS) $(ALLLDFLAGS) -o $@ $^ $(PKGLIBS)
+
+TESTBINS = smarthost $(B)/testsrv $(UNITS:%=$(B)/%) asan $(B)/sgid/smarthost
 
 # Fuzzing (clang's libFuzzer): each tests/fuzz/fuzz_*.c for FUZZ_TIME
 # seconds, starting from the committed seeds in tests/fuzz/corpus/NAME;
@@ -130,6 +143,21 @@ install: all
 	ln -sf $(SBINDIR)/smarthost $(DESTDIR)$(LIBDIR)/sendmail
 	install -m 0644 man/smarthost.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 man/smarthost.conf.5 $(DESTDIR)$(MANDIR)/man5/
+
+# make install-setgid: a system-wide password for every user, off by
+# default (smarthost(8), SETGID INSTALL).  On top of install: the group
+# smarthost, the binary setgid to it, /etc/smarthost.conf root:smarthost
+# 0640 when it exists, and the system queue root:smarthost 2770.
+GROUP	?= smarthost
+SPOOL	?= /var/spool/smarthost
+install-setgid: install
+	getent group $(GROUP) >/dev/null || groupadd --system $(GROUP)
+	chgrp $(GROUP) $(DESTDIR)$(SBINDIR)/smarthost
+	chmod 2755 $(DESTDIR)$(SBINDIR)/smarthost
+	install -d -o root -g $(GROUP) -m 2770 $(DESTDIR)$(SPOOL)
+	if [ -f $(DESTDIR)/etc/smarthost.conf ]; then \
+	  chown root:$(GROUP) $(DESTDIR)/etc/smarthost.conf && \
+	  chmod 0640 $(DESTDIR)/etc/smarthost.conf; fi
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/smarthost $(DESTDIR)$(SBINDIR)/sendmail \

@@ -36,6 +36,9 @@
 #ifndef SYSCONFDIR
 #define SYSCONFDIR	"/etc"
 #endif
+#ifndef SPOOLDIR
+#define SPOOLDIR	"/var/spool/smarthost"	/* the system queue */
+#endif
 
 #define CONF_SIZE_MAX	(1024 * 1024)	/* a config or netrc file */
 #define LINE_START	(64 * 1024)	/* first getline() buffer */
@@ -249,6 +252,7 @@ struct settings {
 struct cacc {
 	char		*name;
 	char		*file;
+	int		 system;	/* from the system file alone */
 	struct settings	 s;
 };
 
@@ -412,8 +416,8 @@ ctx_init(struct ctx *c)
 	const char	*h;
 
 	memset(c, 0, sizeof(*c));
-	c->privileged = getuid() != geteuid() || getgid() != getegid();
-	c->restricted = c->privileged && getuid() != 0;
+	c->privileged = getuid() != geteuid() || priv_setgid();
+	c->restricted = priv_restricted();
 	pw = getpwuid(getuid());
 	h = getenv("HOME");
 	if (h != NULL && *h == '/')
@@ -1204,17 +1208,26 @@ perm_check(const char *path, const struct stat *st, int user,
 	return 0;
 }
 
-/* Lay one file's accounts over those read so far (later files win). */
+/*
+ * Lay one file's accounts over those read so far (later files win).
+ * With replace (a user's file in a setgid run), an account of the same
+ * name takes the place of the system's as a whole: merged, a user's
+ * `host' would send the system password to the user's server.
+ */
 static int
 clist_merge(struct clist *all, struct clist *more, const char *path,
-    struct error *err)
+    int replace, struct error *err)
 {
 	struct cacc	*a, *old;
 	size_t		 i;
 
 	for (i = 0; i < more->n; i++) {
 		a = more->v[i];
-		if ((old = clist_find(all, a->name)) == NULL) {
+		if ((old = clist_find(all, a->name)) != NULL && replace) {
+			settings_clear(&old->s);
+			old->system = 0;
+		}
+		if (old == NULL) {
 			if (all->n >= ACCOUNTS_MAX)
 				return error_set(err, EX_CONFIG, "%s: more "
 				    "than %d accounts in all files", path,
@@ -1224,6 +1237,7 @@ clist_merge(struct clist *all, struct clist *more, const char *path,
 			continue;
 		}
 		settings_copy(&old->s, &a->s, 0, 1);
+		old->system = old->system && a->system;
 		free(old->file);
 		old->file = xstrdup(a->file);
 	}
@@ -1248,9 +1262,15 @@ conf_file(const struct ctx *c, const char *path, int kind,
 	struct stat	 st;
 	FILE		*fp;
 	char		*iobuf;
+	size_t		 i;
 	int		 fd, rc;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+	/* The one file a setgid run reads with its group (priv.c). */
+	if (kind == CF_SYSTEM)
+		priv_raise();
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	priv_drop();
+	if (fd == -1) {
 		files_note(f, path, 0);
 		if (errno == ENOENT)
 			return 1;
@@ -1290,8 +1310,11 @@ conf_file(const struct ctx *c, const char *path, int kind,
 	free(iobuf);
 	if (rc == 0 && p.password)
 		rc = perm_check(path, &st, kind == CF_USER, err);
+	for (i = 0; i < p.accounts.n; i++)
+		p.accounts.v[i]->system = kind == CF_SYSTEM;
 	if (rc == 0)
-		rc = clist_merge(all, &p.accounts, path, err);
+		rc = clist_merge(all, &p.accounts, path,
+		    kind == CF_USER && c->restricted, err);
 	clist_clear(&p.accounts);
 	settings_clear(&p.defaults);
 	return rc;
@@ -1636,6 +1659,8 @@ over_apply(const struct ctx *c, struct settings *s,
 		    cl->over[i].value : "", opt, EX_USAGE, err) == -1)
 			return -1;
 	}
+	if (cl->logfile != NULL && c->restricted)
+		return restricted_error("-X", EX_USAGE, err);
 	if (cl->logfile != NULL)
 		return directive_apply(c, s, D_LOGFILE, cl->logfile, "-X",
 		    EX_USAGE, err);
@@ -1777,7 +1802,7 @@ account_derive(struct account *a, const struct settings *s,
 	if (a->maildomain == NULL && c->mailname != NULL)
 		a->maildomain = xstrdup(c->mailname);
 	if (a->queue_dir == NULL && (geteuid() == 0 || c->privileged))
-		a->queue_dir = xstrdup("/var/spool/smarthost");
+		a->queue_dir = xstrdup(SPOOLDIR);
 	else if (a->queue_dir == NULL)
 		a->queue_dir = xdg_path(c, "XDG_STATE_HOME", ".local/state",
 		    "smarthost/queue");
@@ -1797,6 +1822,7 @@ account_build(struct account *a, const struct settings *s,
 
 	a->name = xstrdup(chosen != NULL ? chosen->name : "environment");
 	a->source = xstrdup(chosen != NULL ? chosen->file : "environment");
+	a->system = chosen != NULL && chosen->system;
 	account_defaults(a);
 	for (d = 0; d < D_COUNT; d++)
 		if (is_set(s, d))
@@ -1947,7 +1973,6 @@ mono_ms(void)
 static void
 eval_child(const char *cmd, int wfd)
 {
-	gid_t	 g = getgid();
 	int	 nul;
 
 	/* stdin is the message: the command must not eat it. */
@@ -1955,8 +1980,7 @@ eval_child(const char *cmd, int wfd)
 	    dup2(nul, STDIN_FILENO) == -1 || dup2(wfd, STDOUT_FILENO) == -1)
 		_exit(127);
 	/* A setgid install runs the command in the caller's name. */
-	if (getegid() != g && setresgid(g, g, g) == -1)
-		_exit(127);
+	priv_child();
 	execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
 	_exit(127);
 }
@@ -2279,18 +2303,15 @@ config_password(struct account *a, struct error *err)
 	const char	*dir, *file;
 	char		*path, *home;
 	struct passwd	*pw;
-	int		 rc, restricted;
+	int		 rc;
 
 	if (a->auth == NULL || a->password != NULL ||
 	    !needs_password(a->auth))
 		return 0;
 	if (a->passwordeval != NULL)
 		return eval_run(a, &a->password, err);
-	/* A setgid run must not read files in the group's name for users. */
-	restricted = (getuid() != geteuid() || getgid() != getegid()) &&
-	    getuid() != 0;
-	if ((dir = getenv("CREDENTIALS_DIRECTORY")) != NULL && *dir == '/' &&
-	    !restricted) {
+	/* Read in the caller's name: a setgid run has dropped its group. */
+	if ((dir = getenv("CREDENTIALS_DIRECTORY")) != NULL && *dir == '/') {
 		path = concat3(dir, "/smarthost-password", "");
 		rc = secret_file(path, &a->password, err);
 		free(path);
@@ -2298,7 +2319,7 @@ config_password(struct account *a, struct error *err)
 			return rc;
 	}
 	if ((file = getenv("SMARTHOST_PASSWORD_FILE")) != NULL &&
-	    *file != '\0' && !restricted) {
+	    *file != '\0') {
 		if ((rc = secret_file(file, &a->password, err)) == 1)
 			return error_set(err, EX_CONFIG, "cannot read %s "
 			    "(SMARTHOST_PASSWORD_FILE): %s", file,

@@ -12,6 +12,12 @@
  * queue or not yet accepted from the caller, never half written.  A
  * message being sent is flock'ed, so two runs never send it twice.
  *
+ * In a setgid install the system queue is shared: root:smarthost 2770,
+ * its files 0640 in the group, opened with the group raised (priv.c)
+ * and any caller's run may send any entry.  A message refused for good
+ * is then not put into someone else's dead.letter: it is marked refused
+ * and its owner's next run moves it to theirs.
+ *
  * Where O_TMPFILE is missing, queue_spool creates DIR/.tmp-INODE (the
  * file's own inode number in hex), so queue_commit finds the name again
  * from the descriptor alone, with no table of open files.
@@ -52,12 +58,13 @@
 #define STATUS_SUFFIX	".status"
 #define COPY_BUF	65536
 
-static int	 dir_open(const char *, int, int *, struct error *);
+static int	 dir_open(const char *, int, int *, int *, struct error *);
+static void	 dir_close(int);
 static void	 mkdir_parents(const char *);
-static int	 dir_check(int, const char *, struct error *);
-static int	 spool_create(int, const char *, struct error *);
+static int	 dir_check(int, const char *, int *, struct error *);
+static int	 spool_create(int, const char *, int, struct error *);
 static int	 spool_linkable(int, int);
-static int	 spool_copy(int, const char *, struct message *,
+static int	 spool_copy(int, const char *, int, struct message *,
 		    struct error *);
 static int	 trailer_write(const struct account *, const struct message *,
 		    time_t, struct error *);
@@ -67,6 +74,8 @@ static const char *dsn_return_value(const char *);
 static void	 queue_id(char *, size_t);
 static int	 entry_link(int, int, const char *, char *, struct error *);
 static void	 reason_line(char *, size_t, const struct error *);
+static int	 status_update(struct qentry *, const struct error *, int,
+		    struct error *);
 static int	 status_write(int, struct qentry *, struct error *);
 static int	 dead_letter_lock(int);
 static int	 dead_letter_write(FILE *, const struct message *,
@@ -81,7 +90,9 @@ static int	 scan_fd(int, const char *, char ***, size_t *,
 static int	 scan_ours(int, const char *);
 static int	 scan_compare(const void *, const void *);
 static int	 id_valid(const char *);
-static int	 entry_read(int, const char *, const char *, int,
+static int	 dir_open_raised(const char *, int, int *, int *,
+		    struct error *);
+static int	 entry_read(int, const char *, const char *, int, int,
 		    struct qentry *, struct message *, const char **);
 static int	 trailer_read(int, off_t, struct qentry *, struct message *,
 		    const char **);
@@ -92,7 +103,7 @@ static int	 number_parse(const char *, long long, long long *);
 static int	 status_read(int, const char *, struct qentry *,
 		    const char **);
 static void	 message_clear(struct message *);
-static void	 list_entry(FILE *, int, int, const char *, const char *,
+static void	 list_entry(FILE *, int, int, int, const char *, const char *,
 		    time_t, long long *, size_t *);
 static void	 list_line(FILE *, int, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
@@ -105,12 +116,12 @@ static void	 age_string(char *, size_t, time_t);
 int
 queue_spool(const struct account *a, int *fd, struct error *e)
 {
-	int	 dfd;
+	int	 dfd, shared;
 
-	if (dir_open(a->queue_dir, 1, &dfd, e) != 0)
+	if (dir_open(a->queue_dir, 1, &dfd, &shared, e) != 0)
 		return -1;
-	*fd = spool_create(dfd, a->queue_dir, e);
-	close(dfd);
+	*fd = spool_create(dfd, a->queue_dir, shared, e);
+	dir_close(dfd);
 	return *fd == -1 ? -1 : 0;
 }
 
@@ -118,10 +129,26 @@ queue_spool(const struct account *a, int *fd, struct error *e)
  * Open the queue directory, never through a symbolic link, and only if
  * it is ours and nobody else can write to it: whoever can put a file
  * there can make us send mail with our credentials.  Returns 0, -1 on
- * error, 1 when it does not exist and create is 0.
+ * error, 1 when it does not exist and create is 0.  *shared says it is
+ * the system queue of a setgid install: the group stays raised until
+ * dir_close; in every other case it is dropped before this returns.
  */
 static int
-dir_open(const char *path, int create, int *dfd, struct error *e)
+dir_open(const char *path, int create, int *dfd, int *shared,
+    struct error *e)
+{
+	int	 rc;
+
+	*shared = 0;
+	rc = dir_open_raised(path, create, dfd, shared, e);
+	if (rc != 0 || !*shared)
+		priv_drop();
+	return rc;
+}
+
+static int
+dir_open_raised(const char *path, int create, int *dfd, int *shared,
+    struct error *e)
 {
 	char		 buf[PATH_MAX];
 	size_t		 len;
@@ -140,6 +167,8 @@ dir_open(const char *path, int create, int *dfd, struct error *e)
 		buf[--len] = '\0';
 	if (create)
 		mkdir_parents(buf);
+	/* The system queue opens only with the group; dir_check decides. */
+	priv_raise();
 	if (lstat(buf, &st) == 0 && S_ISLNK(st.st_mode))
 		return error_set(e, EX_CONFIG, "queue directory %s is a "
 		    "symbolic link, which is never followed: set queue_dir "
@@ -154,7 +183,7 @@ dir_open(const char *path, int create, int *dfd, struct error *e)
 		return error_set(e, EX_IOERR, "cannot open queue directory "
 		    "%s: %s: create it (mode 0700) or set queue_dir", buf,
 		    strerror(errno));
-	if (dir_check(*dfd, buf, e) == -1) {
+	if (dir_check(*dfd, buf, shared, e) == -1) {
 		close(*dfd);
 		return -1;
 	}
@@ -179,14 +208,39 @@ mkdir_parents(const char *path)
 	(void)mkdir(buf, 0700);
 }
 
+/* The directory is closed and the group, if it was raised, dropped. */
+static void
+dir_close(int dfd)
+{
+	if (dfd != -1)
+		close(dfd);
+	priv_drop();
+}
+
 static int
-dir_check(int dfd, const char *path, struct error *e)
+dir_check(int dfd, const char *path, int *shared, struct error *e)
 {
 	struct stat	 st;
+	gid_t		 g = priv_group();
 
 	if (fstat(dfd, &st) == -1)
 		return error_set(e, EX_IOERR, "cannot stat queue directory "
 		    "%s: %s", path, strerror(errno));
+	/* Writable by the group of a setgid install: the system queue. */
+	if (g != (gid_t)-1 && st.st_gid == g && (st.st_mode & S_IWGRP)) {
+		if (st.st_uid != 0)
+			return error_set(e, EX_CONFIG, "system queue %s "
+			    "belongs to uid %lu: it must belong to root (run "
+			    "chown root %s)", path, (unsigned long)st.st_uid,
+			    path);
+		if ((st.st_mode & S_IRWXO) != 0)
+			return error_set(e, EX_CONFIG, "system queue %s can "
+			    "be reached by every user (mode %04o): run chmod "
+			    "2770 %s", path, (unsigned)(st.st_mode & 07777),
+			    path);
+		*shared = 1;
+		return 0;
+	}
 	if (st.st_uid != geteuid())
 		return error_set(e, EX_CONFIG, "queue directory %s belongs "
 		    "to uid %lu, not to you (uid %lu): chown it or set "
@@ -204,7 +258,7 @@ dir_check(int dfd, const char *path, struct error *e)
  * has no O_TMPFILE, the file .tmp-INODE there.
  */
 static int
-spool_create(int dfd, const char *dir, struct error *e)
+spool_create(int dfd, const char *dir, int shared, struct error *e)
 {
 	char		 tmp[64], name[64];
 	unsigned	 r;
@@ -212,6 +266,13 @@ spool_create(int dfd, const char *dir, struct error *e)
 	int		 fd;
 
 	fd = openat(dfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	/* Any caller's run reads a shared entry, through the group. */
+	if (fd != -1 && shared && fchmod(fd, 0640) == -1) {
+		close(fd);
+		return error_set(e, EX_IOERR, "cannot make a spool file in "
+		    "the system queue %s readable by its group: %s", dir,
+		    strerror(errno));
+	}
 	if (fd != -1)
 		return fd;
 	if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
@@ -223,7 +284,7 @@ spool_create(int dfd, const char *dir, struct error *e)
 		return error_set(e, EX_IOERR, "cannot create a spool file in "
 		    "queue directory %s: %s: free space there or fix its "
 		    "permissions", dir, strerror(errno));
-	if (fstat(fd, &st) == -1)
+	if (fstat(fd, &st) == -1 || (shared && fchmod(fd, 0640) == -1))
 		goto fail;
 	snprintf(name, sizeof(name), TMP_PREFIX "%llx",
 	    (unsigned long long)st.st_ino);
@@ -249,18 +310,18 @@ queue_commit(const struct account *a, struct message *m, struct qentry *q,
     struct error *e)
 {
 	struct timespec	 now;
-	int		 dfd, rc, copied = 0;
+	int		 dfd, rc, shared, copied = 0;
 
 	memset(q, 0, sizeof(*q));
 	q->fd = -1;
 	if (a->name == NULL || !value_ok(a->name, NAME_MAX_LEN, 0))
 		return error_set(e, EX_SOFTWARE, "cannot queue the message: "
 		    "the account name is empty or has control characters");
-	if (dir_open(a->queue_dir, 1, &dfd, e) != 0)
+	if (dir_open(a->queue_dir, 1, &dfd, &shared, e) != 0)
 		return -1;
 	clock_gettime(CLOCK_REALTIME, &now);
 	if (spool_linkable(dfd, m->fd) == -1) {
-		if (spool_copy(dfd, a->queue_dir, m, e) == -1)
+		if (spool_copy(dfd, a->queue_dir, shared, m, e) == -1)
 			goto fail;
 		copied = 1;
 	}
@@ -276,10 +337,12 @@ queue_commit(const struct account *a, struct message *m, struct qentry *q,
 			break;
 		/* An unlinked file that was not O_TMPFILE: copy it once. */
 		if (rc == -1 || copied++ ||
-		    spool_copy(dfd, a->queue_dir, m, e) == -1)
+		    spool_copy(dfd, a->queue_dir, shared, m, e) == -1)
 			goto fail;
 	}
-	close(dfd);
+	dir_close(dfd);
+	q->shared = shared;
+	q->owner = getuid();
 	q->dir = xstrdup(a->queue_dir);
 	if (asprintf(&q->path, "%s/%s", a->queue_dir, q->id) == -1)
 		q->path = xstrdup(q->id);
@@ -288,7 +351,7 @@ queue_commit(const struct account *a, struct message *m, struct qentry *q,
 	q->created = now.tv_sec;
 	return 0;
 fail:
-	close(dfd);
+	dir_close(dfd);
 	return -1;
 }
 
@@ -322,14 +385,15 @@ spool_linkable(int dfd, int fd)
  * descriptor number, so m->fd stays valid.
  */
 static int
-spool_copy(int dfd, const char *dir, struct message *m, struct error *e)
+spool_copy(int dfd, const char *dir, int shared, struct message *m,
+    struct error *e)
 {
 	char	*buf;
 	off_t	 off = 0;
 	ssize_t	 n;
 	int	 fd;
 
-	if ((fd = spool_create(dfd, dir, e)) == -1)
+	if ((fd = spool_create(dfd, dir, shared, e)) == -1)
 		return -1;
 	buf = xcalloc(1, COPY_BUF);
 	while (off < m->size) {
@@ -515,13 +579,30 @@ entry_link(int dfd, int fd, const char *dir, char *id, struct error *e)
 int
 queue_defer(struct qentry *q, const struct error *why, struct error *e)
 {
+	return status_update(q, why, 0, e);
+}
+
+/*
+ * Refused for good, but another user's message in the shared queue:
+ * marked so, it waits for its owner's run (queue_refused says when).
+ */
+int
+queue_refuse(struct qentry *q, const struct error *why, struct error *e)
+{
+	return status_update(q, why, 1, e);
+}
+
+static int
+status_update(struct qentry *q, const struct error *why, int refused,
+    struct error *e)
+{
 	time_t	 now = time(NULL);
-	int	 dfd, rc;
+	int	 dfd, rc, shared;
 
 	if (fsync(q->fd) == -1)
 		return error_set(e, EX_IOERR, "cannot sync queue file %s: %s",
 		    q->path, strerror(errno));
-	if ((rc = dir_open(q->dir, 0, &dfd, e)) != 0)
+	if ((rc = dir_open(q->dir, 0, &dfd, &shared, e)) != 0)
 		return rc == -1 ? -1 : error_set(e, EX_IOERR, "queue "
 		    "directory %s vanished: the message is lost", q->dir);
 	if (q->attempts < ATTEMPTS_MAX)
@@ -529,9 +610,11 @@ queue_defer(struct qentry *q, const struct error *why, struct error *e)
 	if (q->first == 0)
 		q->first = now;
 	q->last = now;
+	q->refused = refused;
+	q->shared = shared;
 	reason_line(q->error, sizeof(q->error), why);
 	rc = status_write(dfd, q, e);
-	close(dfd);
+	dir_close(dfd);
 	return rc;
 }
 
@@ -571,11 +654,12 @@ status_write(int dfd, struct qentry *q, struct error *e)
 	snprintf(tmp, sizeof(tmp), TMP_PREFIX "%s" STATUS_SUFFIX, q->id);
 	snprintf(name, sizeof(name), "%s" STATUS_SUFFIX, q->id);
 	len = snprintf(buf, sizeof(buf), "attempts %u\nfirst %lld\n"
-	    "last %lld\nerror %s\n", q->attempts, (long long)q->first,
-	    (long long)q->last, q->error);
+	    "last %lld\nerror %s\n%s", q->attempts, (long long)q->first,
+	    (long long)q->last, q->error, q->refused ? "refused 1\n" : "");
 	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
 	    O_CLOEXEC, 0600);
-	if (fd == -1 || write(fd, buf, (size_t)len) != len ||
+	if (fd == -1 || (q->shared && fchmod(fd, 0640) == -1) ||
+	    write(fd, buf, (size_t)len) != len ||
 	    fsync(fd) == -1 || renameat(dfd, tmp, dfd, name) == -1 ||
 	    fsync(dfd) == -1) {
 		error_set(e, EX_IOERR, "cannot write %s%s: %s", q->path,
@@ -602,13 +686,14 @@ queue_done(struct qentry *q)
 
 	if (q->dir == NULL)
 		return -1;
+	if (q->shared)
+		priv_raise();
 	dfd = open(q->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dfd == -1 || unlinkat(dfd, q->id, 0) == -1) {
 		log_warn("cannot remove delivered message %s from the queue: "
 		    "%s: remove it by hand, or it will be sent again",
 		    q->path, strerror(errno));
-		if (dfd != -1)
-			close(dfd);
+		dir_close(dfd);
 		return -1;
 	}
 	snprintf(name, sizeof(name), "%s" STATUS_SUFFIX, q->id);
@@ -620,7 +705,7 @@ queue_done(struct qentry *q)
 	 * once more, which is the duplicate case smarthost(8) documents,
 	 * and every delivery would otherwise wait for the disk.
 	 */
-	close(dfd);
+	dir_close(dfd);
 	return 0;
 }
 
@@ -815,13 +900,15 @@ mbox_body(FILE *fp, const struct message *m)
 int
 queue_scan(const char *dir, char ***ids, size_t *n, struct error *e)
 {
-	int	 dfd, rc;
+	int	 dfd, rc, shared;
 
 	*ids = NULL;
 	*n = 0;
-	if ((rc = dir_open(dir, 0, &dfd, e)) != 0)
+	if ((rc = dir_open(dir, 0, &dfd, &shared, e)) != 0)
 		return rc == 1 ? 0 : -1;
-	return scan_fd(dfd, dir, ids, n, e);
+	rc = scan_fd(dfd, dir, ids, n, e);
+	priv_drop();
+	return rc;
 }
 
 static int
@@ -935,7 +1022,7 @@ queue_open(const char *dir, const char *id, struct qentry *q,
 {
 	const char	*why;
 	struct stat	 st;
-	int		 dfd, fd, rc;
+	int		 dfd, fd, rc, shared;
 
 	memset(q, 0, sizeof(*q));
 	q->fd = -1;
@@ -943,13 +1030,13 @@ queue_open(const char *dir, const char *id, struct qentry *q,
 	m->fd = -1;
 	if (!id_valid(id))
 		return error_set(e, EX_USAGE, "not a queue id: %.64s", id);
-	if ((rc = dir_open(dir, 0, &dfd, e)) != 0)
+	if ((rc = dir_open(dir, 0, &dfd, &shared, e)) != 0)
 		return rc == 1 ? 1 : -1;
 	fd = openat(dfd, id, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd == -1) {
 		rc = errno == ENOENT ? 1 : error_set(e, EX_IOERR, "cannot "
 		    "open queue file %s/%s: %s", dir, id, strerror(errno));
-		close(dfd);
+		dir_close(dfd);
 		return rc;
 	}
 	rc = flock(fd, LOCK_EX | LOCK_NB) == -1 ? (errno == EWOULDBLOCK ? 1 :
@@ -958,11 +1045,12 @@ queue_open(const char *dir, const char *id, struct qentry *q,
 	/* Sent and removed by another run between our open and lock. */
 	if (rc == 0 && fstat(fd, &st) == 0 && st.st_nlink == 0)
 		rc = 1;
-	if (rc == 0 && entry_read(dfd, dir, id, fd, q, m, &why) == -1)
+	if (rc == 0 && entry_read(dfd, dir, id, fd, shared, q, m, &why) ==
+	    -1)
 		rc = error_set(e, EX_DATAERR, "queue file %s/%s is corrupt "
 		    "(%s); it was left alone: look at it, then delete it or "
 		    "move it out of the queue", dir, id, why);
-	close(dfd);
+	dir_close(dfd);
 	if (rc != 0)
 		close(fd);
 	return rc;
@@ -970,7 +1058,7 @@ queue_open(const char *dir, const char *id, struct qentry *q,
 
 /* Parse an open entry into q and m; on failure both are left empty. */
 static int
-entry_read(int dfd, const char *dir, const char *id, int fd,
+entry_read(int dfd, const char *dir, const char *id, int fd, int shared,
     struct qentry *q, struct message *m, const char **why)
 {
 	struct stat	 st;
@@ -983,7 +1071,13 @@ entry_read(int dfd, const char *dir, const char *id, int fd,
 		*why = "not a regular file";
 		return -1;
 	}
-	if (st.st_uid != geteuid()) {
+	/* In the shared queue only the group could have put it there. */
+	if (shared && (st.st_gid != priv_group() ||
+	    (st.st_mode & S_IRWXO) != 0)) {
+		*why = "it is not in the queue's group, or others can read it";
+		return -1;
+	}
+	if (!shared && st.st_uid != geteuid()) {
 		*why = "it belongs to another user";
 		return -1;
 	}
@@ -994,6 +1088,8 @@ entry_read(int dfd, const char *dir, const char *id, int fd,
 		return -1;
 	}
 	snprintf(q->id, sizeof(q->id), "%s", id);
+	q->shared = shared;
+	q->owner = st.st_uid;
 	q->dir = xstrdup(dir);
 	if (asprintf(&q->path, "%s/%s", dir, id) == -1)
 		q->path = xstrdup(id);
@@ -1157,7 +1253,7 @@ static int
 status_read(int dfd, const char *id, struct qentry *q, const char **why)
 {
 	char		 name[64], buf[STATUS_MAX + 1], *p;
-	const char	*v[4];
+	const char	*v[4], *r;
 	static const char *const keys[4] = { "attempts", "first", "last",
 	    "error" };
 	long long	 n[3];
@@ -1182,6 +1278,9 @@ status_read(int dfd, const char *id, struct qentry *q, const char **why)
 	for (i = 0; i < 4; i++)
 		if ((v[i] = line_take(&p, keys[i])) == NULL)
 			return -1;
+	if ((r = line_take(&p, "refused")) != NULL && strcmp(r, "1") != 0)
+		return -1;
+	q->refused = r != NULL;
 	if (*p != '\0' || number_parse(v[0], ATTEMPTS_MAX, &n[0]) == -1 ||
 	    number_parse(v[1], LLONG_MAX, &n[1]) == -1 ||
 	    number_parse(v[2], LLONG_MAX, &n[2]) == -1 ||
@@ -1236,10 +1335,10 @@ queue_list_at(FILE *fp, const char *dir, int width, time_t now)
 	char		**ids;
 	size_t		 n, i, count = 0;
 	long long	 total = 0;
-	int		 dfd, rc;
+	int		 dfd, rc, shared;
 
 	memset(&e, 0, sizeof(e));
-	if ((rc = dir_open(dir, 0, &dfd, &e)) == -1) {
+	if ((rc = dir_open(dir, 0, &dfd, &shared, &e)) == -1) {
 		log_warn("%s", e.msg);
 		return;
 	}
@@ -1249,8 +1348,7 @@ queue_list_at(FILE *fp, const char *dir, int width, time_t now)
 		log_warn("%s", e.msg);
 	if (n == 0) {
 		fputs("Mail queue is empty\n", fp);
-		if (rc == 0)
-			close(dfd);
+		dir_close(rc == 0 ? dfd : -1);
 		queue_ids_free(ids, n);
 		return;
 	}
@@ -1259,16 +1357,17 @@ queue_list_at(FILE *fp, const char *dir, int width, time_t now)
 	list_line(fp, width, "-Queue ID-------------------- --Size-- -Age-  "
 	    "-Sender/Recipient-------");
 	for (i = 0; i < n; i++)
-		list_entry(fp, width, dfd, dir, ids[i], now, &total, &count);
+		list_entry(fp, width, dfd, shared, dir, ids[i], now, &total,
+		    &count);
 	list_line(fp, width, "-- %lld kB in %zu message%s",
 	    (total + 1023) / 1024, count, count == 1 ? "" : "s");
-	close(dfd);
+	dir_close(dfd);
 	queue_ids_free(ids, n);
 }
 
 static void
-list_entry(FILE *fp, int width, int dfd, const char *dir, const char *id,
-    time_t now, long long *total, size_t *count)
+list_entry(FILE *fp, int width, int dfd, int shared, const char *dir,
+    const char *id, time_t now, long long *total, size_t *count)
 {
 	struct qentry	 q;
 	struct message	 m;
@@ -1284,7 +1383,7 @@ list_entry(FILE *fp, int width, int dfd, const char *dir, const char *id,
 	active = flock(fd, LOCK_SH | LOCK_NB) == -1;
 	if (!active)
 		(void)flock(fd, LOCK_UN);
-	if (entry_read(dfd, dir, id, fd, &q, &m, &why) == -1) {
+	if (entry_read(dfd, dir, id, fd, shared, &q, &m, &why) == -1) {
 		list_line(fp, width, "%-28s%c (corrupt, left alone: %s)", id,
 		    active ? '*' : ' ', why);
 		fputc('\n', fp);
@@ -1297,7 +1396,11 @@ list_entry(FILE *fp, int width, int dfd, const char *dir, const char *id,
 	for (i = 0; i < m.nrcpts; i++)
 		list_line(fp, width, "%46s%s", "", m.rcpts[i]);
 	age_string(age, sizeof(age), now - q.last);
-	if (q.attempts == 0)
+	if (q.refused)
+		list_line(fp, width, "  (refused for good, waits for uid %lu "
+		    "to collect it into their dead.letter: %s)",
+		    (unsigned long)q.owner, q.error);
+	else if (q.attempts == 0)
 		list_line(fp, width, "  (%s)", active ? "being sent now" :
 		    "no delivery attempt finished yet");
 	else

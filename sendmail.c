@@ -408,6 +408,18 @@ settle(const struct account *a, struct message *m, struct qentry *q,
 		    (hint = provider_hint(a->provider, why->reply)) != NULL)
 			log_notice("hint for %s: %s", a->provider, hint);
 	}
+	if (queued && q->shared && q->owner != getuid() && (permanent(why) ||
+	    !a->queue)) {
+		/* Not into our dead.letter: the owner's next run takes it. */
+		if (queue_refuse(q, why, &e) == -1) {
+			log_notice("%s", e.msg);
+			return EX_IOERR;
+		}
+		log_notice("message %s of uid %lu stays in the system queue "
+		    "until its owner's next run moves it to their dead.letter",
+		    q->id, (unsigned long)q->owner);
+		return why->code;
+	}
 	if (permanent(why) || !a->queue || !queued) {
 		/* Refused for good, or nowhere to keep it: dead.letter. */
 		if (queue_dead_letter(a, m, why, &e) == -1) {
@@ -528,6 +540,22 @@ deliver_window(struct account *a, struct session **sp, struct qentry *q,
 	return ret;
 }
 
+/*
+ * In the shared queue of a setgid install, another user's message goes
+ * out only through an account of the system file (a user's own account
+ * of the same name is that user's relay), and a refused one waits for
+ * its owner.  Root may send everything.
+ */
+static int
+flush_allowed(const struct account *a, const struct qentry *q)
+{
+	if (!q->shared || q->owner == getuid())
+		return 1;
+	if (q->refused)
+		return 0;
+	return getuid() == 0 || a->system;
+}
+
 /* Deliver what waits in the queue for this account, oldest first. */
 static void
 flush_account(struct account *a, struct session **sp, const char *skip,
@@ -556,7 +584,17 @@ flush_account(struct account *a, struct session **sp, const char *skip,
 			log_notice("%s", e.msg);
 			continue;
 		}
-		if (strcmp(q[k].account, a->name) != 0) {
+		if (strcmp(q[k].account, a->name) != 0 ||
+		    !flush_allowed(a, &q[k])) {
+			message_free(&m[k]);
+			qentry_free(&q[k]);
+			continue;
+		}
+		if (q[k].refused) {
+			/* Ours (flush_allowed): refused earlier, for good. */
+			error_set(&e, EX_DATAERR, "%s", q[k].error);
+			settle(a, &m[k], &q[k], 1, -1, &e, f->quiet);
+			flush_count(f, -1, &e);
 			message_free(&m[k]);
 			qentry_free(&q[k]);
 			continue;
@@ -775,6 +813,7 @@ main(int argc, char *argv[])
 	void		*ctx[2];
 	int		 rc = EX_OK;
 
+	priv_init();	/* first: the group of a setgid install is dropped */
 	log_init(argv[0]);
 	no_core_dumps();
 	memset(&cl, 0, sizeof(cl));

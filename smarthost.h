@@ -115,6 +115,7 @@ enum tri { TRI_AUTO = -1, TRI_OFF = 0, TRI_ON = 1 };
 struct account {
 	char	*name;		/* account name, or "environment" */
 	char	*source;	/* "FILE" or "environment" */
+	int	 system;	/* from the system file alone */
 	char	*provider;	/* preset name or NULL */
 
 	/* connection and TLS */
@@ -162,6 +163,18 @@ struct account {
 	int	 syslog;	/* 0 = off, else a facility | 1 */
 	int	 syslog_facility;
 };
+
+/*
+ * The setgid install (priv.c): the group reads the system file and
+ * writes the system queue, nothing else; priv_init drops it first thing.
+ */
+void	 priv_init(void);
+int	 priv_setgid(void);
+int	 priv_restricted(void);		/* setgid, caller not root */
+gid_t	 priv_group(void);		/* (gid_t)-1 when not setgid */
+void	 priv_raise(void);
+void	 priv_drop(void);
+void	 priv_child(void);		/* before exec: for good */
 
 /* config.c */
 int	 config_account(const struct cmdline *, struct account *,
@@ -251,12 +264,16 @@ struct qentry {
 	unsigned attempts;	/* failed attempts so far */
 	char	 error[1024];	/* the last one, one line, or "" */
 	char	*dsn_envid;	/* owned here */
+	int	 shared;	/* in the system queue of a setgid install */
+	uid_t	 owner;		/* who queued it */
+	int	 refused;	/* refused for good; waits for its owner */
 };
 
 int	 queue_spool(const struct account *, int *, struct error *);
 int	 queue_commit(const struct account *, struct message *,
 	    struct qentry *, struct error *);
 int	 queue_defer(struct qentry *, const struct error *, struct error *);
+int	 queue_refuse(struct qentry *, const struct error *, struct error *);
 int	 queue_done(struct qentry *);
 int	 queue_dead_letter(const struct account *, const struct message *,
 	    const struct error *, struct error *);

@@ -1,0 +1,306 @@
+#!/bin/bash
+# The setgid install (SPEC 2): a system-wide password in a file only the
+# group can read, used by callers who cannot read it, and never sent
+# anywhere else.  build/sgid/smarthost is installed setgid to a test
+# group with its system file and queue under SGID_ROOT, and run as two
+# unprivileged test users (numeric ids, nothing added to /etc/passwd).
+. tests/lib.sh
+
+R=/var/tmp/smarthost-sgid-test		# the Makefile's SGID_ROOT
+BIN=$TOP/build/sgid/smarthost
+GID=64200 AU=64201 BU=64202		# the group; alice and bob
+if [ "$(id -u)" != 0 ] || ! command -v setpriv >/dev/null; then
+	skip "setgid install # needs root and setpriv"
+	exit 0
+fi
+[ -x "$BIN" ] || { notok "build/sgid/smarthost is built"; exit 1; }
+
+rm -rf "$R"
+mkdir -p "$R/etc" "$R/spool" "$R/alice" "$R/bob"
+chmod 0755 "$R" "$R/etc"
+install -m 2755 -g "$GID" "$BIN" "$R/smarthost"
+install -m 0644 "$CERTS/ca.pem" "$R/ca.pem"
+chown root:"$GID" "$R/spool"; chmod 2770 "$R/spool"
+chown "$AU:$AU" "$R/alice"; chown "$BU:$BU" "$R/bob"
+chmod 0700 "$R/alice" "$R/bob"
+trap 'lib_cleanup; [ -n "${KEEP:-}" ] || rm -rf "$R"' EXIT
+
+CAPS="AUTH PLAIN,PIPELINING,8BITMIME"
+srv() {	# NAME COUNT [testsrv options]
+	local name=$1 count=$2
+	shift 2
+	testsrv "$name" -n "$count" -T -c "$CERTS/server.pem" \
+	    -k "$CERTS/server.key" -e "$CAPS" "$@"
+}
+
+# sysconf PORT [PORT-of-account-later]: the system file, root:GID 0640.
+sysconf() {
+	cat >"$R/etc/smarthost.conf" <<EOF
+defaults
+tls_starttls off
+tls_trust_file $R/ca.pem
+timeout 2
+logfile ~/smarthost.log
+
+account default
+host 127.0.0.1
+port $1
+user $USER
+password $PASS
+from $USER
+
+account later
+host 127.0.0.1
+port ${2:-$1}
+user $USER
+password $PASS
+from $USER
+
+account eval
+host 127.0.0.1
+port $1
+user $USER
+passwordeval "id -G >\$HOME/eval-groups; echo $PASS"
+from $USER
+EOF
+	chown root:"$GID" "$R/etc/smarthost.conf"
+	chmod 0640 "$R/etc/smarthost.conf"
+}
+
+# as USER CMD...: run CMD as alice or bob (their own uid and gid only).
+as() {
+	local u=$1 id
+	shift
+	id=$AU; [ "$u" = bob ] && id=$BU
+	setpriv --reuid="$id" --regid="$id" --clear-groups \
+	    env -i PATH=/usr/bin:/bin HOME="$R/$u" USER="$u" "$@"
+}
+mail_to() {	# USER NAME [smarthost args]: a message; sets RC
+	local u=$1 name=$2
+	shift 2
+	printf 'Subject: %s\n\nbody of %s\n' "$name" "$name" |
+	    as "$u" "$R/smarthost" "$@" carol@example.org \
+	    >"$T/$name.out" 2>"$T/$name.err"
+	RC=$?
+}
+entries() { ls "$R/spool" | grep -cv '\.status$'; }
+delivered() { ls "$MAIL"/*.eml 2>/dev/null | wc -l; }
+
+# 1. The install: what a user can and cannot do without the binary.
+srv relay 1
+sysconf "$PORT"
+as alice cat "$R/etc/smarthost.conf" >/dev/null 2>&1
+check_eq "alice cannot read it (cat fails)" "$?" 1
+as alice ls "$R/spool" >/dev/null 2>&1
+check_eq "alice cannot list the system queue" "$?" 2
+# Before any configuration is read the group is gone already: the
+# Postfix import cannot read a group-only Postfix setup for her.
+cp -r "$TOP/tests/setup/gmx" "$R/etc/postfix"
+chown -R root:"$GID" "$R/etc/postfix"
+chmod 0750 "$R/etc/postfix"; chmod 0640 "$R/etc/postfix"/*
+as alice "$R/smarthost" --import-postfix "$R/etc/postfix" >"$T/imp.out" \
+    2>"$T/imp.err"
+check_eq "--import-postfix of a group-only setup: exit 66" "$?" 66
+check_grep "--import-postfix: permission denied" 'Permission denied' \
+    "$T/imp.err"
+check_nogrep "--import-postfix: no password printed" '^password' \
+    "$T/imp.out"
+
+# 2. Through the binary the system account works for her.
+mail_to alice plain
+wait "$SRV" 2>/dev/null
+check_eq "alice sends through the system account: exit 0" "$RC" 0
+check_grep "the relay saw AUTH PLAIN with the system login" \
+    "^AUTHOK PLAIN $USER" "$TR"
+check_eq "the relay received the message" "$(delivered)" 1
+check_eq "nothing left in the system queue" "$(entries)" 0
+check_eq "her log file is hers, not the group's" \
+    "$(stat -c '%u:%g' "$R/alice/smarthost.log")" "$AU:$AU"
+check_nogrep "no password in her log file" "$PASS" "$R/alice/smarthost.log"
+
+# 3. passwordeval runs in her name: no trace of the group.
+srv evalrelay 1
+sysconf "$PORT"
+mail_to alice evalmsg -a eval
+wait "$SRV" 2>/dev/null
+check_eq "passwordeval account: exit 0" "$RC" 0
+check_eq "passwordeval ran with her groups only" \
+    "$(cat "$R/alice/eval-groups" 2>/dev/null)" "$AU"
+check_eq "its output file is hers" \
+    "$(stat -c '%u:%g' "$R/alice/eval-groups" 2>/dev/null)" "$AU:$AU"
+
+# 4. Overrides that could send the system password elsewhere: refused
+#    before any connection (the relay would show one).
+srv evil 1
+EVIL=$PORT EVILTR=$TR EVILSRV=$SRV
+printf 'account default\nhost 127.0.0.1\nport %s\n' "$EVIL" \
+    >"$R/alice/other.conf"
+chown "$AU:$AU" "$R/alice/other.conf"; chmod 600 "$R/alice/other.conf"
+refused() {	# NAME CODE PATTERN [env...] -- [args...]
+	local name=$1 code=$2 pat=$3 envs=()
+	shift 3
+	while [ "$1" != -- ]; do envs+=("$1"); shift; done
+	shift
+	printf 'Subject: x\n\nx\n' | setpriv --reuid="$AU" --regid="$AU" \
+	    --clear-groups env -i PATH=/usr/bin:/bin HOME="$R/alice" \
+	    USER=alice "${envs[@]}" "$R/smarthost" "$@" carol@example.org \
+	    >"$T/r.out" 2>"$T/r.err"
+	check_eq "$name: exit $code" "$?" "$code"
+	check_grep "$name: says why" "$pat" "$T/r.err"
+}
+refused "-C" 64 '-C cannot be used: smarthost is installed setgid' \
+    -- -C "$R/alice/other.conf"
+refused "--host" 64 '--host cannot be used: .*only root' -- --host=127.0.0.1
+refused "--port" 64 '--port cannot be used' -- --port="$EVIL"
+refused "--passwordeval" 64 '--passwordeval cannot be used' \
+    -- '--passwordeval=echo x'
+refused "--tls-fingerprint" 64 'cannot be used' \
+    -- --tls-fingerprint=AA:BB
+refused "-X" 64 '-X cannot be used' -- -X /tmp/x.log
+refused "SMARTHOST_RELAY" 78 'SMARTHOST_RELAY cannot be used' \
+    "SMARTHOST_RELAY=smtps://a@127.0.0.1:$EVIL" --
+refused "SMARTHOST_HOST" 78 'SMARTHOST_HOST cannot be used' \
+    SMARTHOST_HOST=127.0.0.1 --
+refused "SMARTHOST_PORT" 78 'SMARTHOST_PORT cannot be used' \
+    "SMARTHOST_PORT=$EVIL" --
+check_nogrep "none of them connected to the other relay" '^C [0-9]* ' \
+    "$EVILTR"
+# Root may: the same -C and --host through the setgid binary.
+cp "$R/alice/other.conf" "$T/root.conf"
+"$R/smarthost" -C "$T/root.conf" --host=localhost -f r@example.org \
+    --pretend x@example.org </dev/null >"$T/root.out" 2>&1
+check_eq "root may use -C and --host with the setgid binary" "$?" 0
+check_grep "root's --host is used" '^host localhost$' "$T/root.out"
+
+# 5. A user's own file cannot borrow the system account's password.
+cat >"$R/alice/.smarthostrc" <<EOF
+account default
+host 127.0.0.1
+port $EVIL
+tls_starttls off
+tls_trust_file $R/ca.pem
+user $USER
+from $USER
+queue off
+EOF
+chown "$AU:$AU" "$R/alice/.smarthostrc"; chmod 600 "$R/alice/.smarthostrc"
+mail_to alice borrow
+check "own account of the system's name: not sent (no password of its own)" \
+    test "$RC" -ne 0
+check_grep "own account: says there is no password" 'password' \
+    "$T/borrow.err"
+check_nogrep "own account: the evil relay saw no AUTH" '^C [0-9]* AUTH' \
+    "$EVILTR"
+check_nogrep "own account: no password on stderr" "$PASS" "$T/borrow.err"
+printf 'account mine : default\nhost 127.0.0.1\nport %s\n' "$EVIL" \
+    >"$R/alice/.smarthostrc"
+mail_to alice inherit -a mine
+check_eq "own account inheriting from the system's: exit 78" "$RC" 78
+check_grep "inheriting: the parent is unknown in her file" \
+    "must be defined before account 'mine'" "$T/inherit.err"
+# Her file as a link to the system file: opened in her name, refused.
+ln -sf "$R/etc/smarthost.conf" "$R/alice/.smarthostrc"
+mail_to alice link
+check_eq "~/.smarthostrc linked to the system file: exit 78" "$RC" 78
+check_grep "the link: permission denied" 'Permission denied' "$T/link.err"
+check_nogrep "the link: no password on stderr" "$PASS" "$T/link.err"
+rm -f "$R/alice/.smarthostrc"
+# Her aliases file pointing at the system file: read in her name.
+printf 'account own\nhost 127.0.0.1\nport %s\naliases %s\nfrom %s\n' \
+    "$EVIL" "$R/etc/smarthost.conf" "$USER" >"$R/alice/.smarthostrc"
+chown "$AU:$AU" "$R/alice/.smarthostrc"; chmod 600 "$R/alice/.smarthostrc"
+mail_to alice aliases -a own
+check "aliases naming the system file: not sent" test "$RC" -ne 0
+check_nogrep "aliases: no password on stderr" "$PASS" "$T/aliases.err"
+rm -f "$R/alice/.smarthostrc"
+kill "$EVILSRV" 2>/dev/null; wait "$EVILSRV" 2>/dev/null
+check_nogrep "the other relay saw no AUTH, MAIL or RCPT" \
+    '^C [0-9]* \(AUTH\|MAIL\|RCPT\)' "$EVILTR"
+
+# 6. The shared queue: alice's message waits there, bob's run sends it.
+sysconf "$PORT" "$(free_port)"
+mail_to alice queued -a later
+check_eq "relay down: exit 0" "$RC" 0
+check_grep "relay down: queued" 'queued as' "$T/queued.err"
+check_eq "one entry in the system queue" "$(entries)" 1
+e=$(ls "$R/spool" | grep -v '\.status$' | head -1)
+check_eq "the entry: hers, in the group, 0640" \
+    "$(stat -c '%u:%g %a' "$R/spool/$e")" "$AU:$GID 640"
+check_eq "its status file: in the group, 0640" \
+    "$(stat -c '%g %a' "$R/spool/$e.status")" "$GID 640"
+as bob "$R/smarthost" -bp >"$T/mailq.out" 2>&1
+check_grep "bob's mailq lists it" "^$e " "$T/mailq.out"
+# bob's own account of that name is not used for her message.
+srv bobs 1
+printf 'account later\nhost 127.0.0.1\nport %s\ntls_starttls off\n%s\n' \
+    "$PORT" "tls_trust_file $R/ca.pem" >"$R/bob/.smarthostrc"
+chown "$BU:$BU" "$R/bob/.smarthostrc"; chmod 600 "$R/bob/.smarthostrc"
+as bob "$R/smarthost" -q >"$T/bobq1.out" 2>&1
+kill "$SRV" 2>/dev/null; wait "$SRV" 2>/dev/null
+check_eq "bob's own 'later' account leaves her message alone" "$(entries)" 1
+check_nogrep "bob's relay got no MAIL" '^C [0-9]* MAIL' "$TR"
+rm -f "$R/bob/.smarthostrc"
+srv flush 1
+sysconf "$PORT"
+as bob "$R/smarthost" -q >"$T/bobq.out" 2>&1
+check_eq "bob's -q: exit 0" "$?" 0
+wait "$SRV" 2>/dev/null
+check_eq "bob's -q delivered her message" "$(delivered)" 1
+check_grep "it is her message" '^Subject: queued' "$MAIL"/*.eml
+check_eq "the system queue is empty again" "$(entries)" 0
+
+# 7. Refused for good in bob's run: not in his dead.letter; hers later.
+sysconf "$(free_port)"
+mail_to alice refused -a later
+check_eq "queued again" "$(entries)" 1
+printf 'rcpt reply 550 5.1.1 no such user\n' >"$T/rule"
+srv refuse 1 -s "$T/rule"
+sysconf "$PORT"
+as bob "$R/smarthost" -q >"$T/bobq2.out" 2>&1
+wait "$SRV" 2>/dev/null
+check "bob's dead.letter did not get her message" \
+    test ! -e "$R/bob/dead.letter"
+check_eq "it stays in the queue" "$(entries)" 1
+check_grep "bob is told it waits for its owner" \
+    "of uid $AU stays in the system queue" "$T/bobq2.out"
+as bob "$R/smarthost" -bp >"$T/mailq2.out" 2>&1
+check_grep "mailq says refused, waiting for its owner" \
+    "refused for good, waits for uid $AU" "$T/mailq2.out"
+as alice "$R/smarthost" -q >"$T/aliceq.out" 2>&1
+check_eq "her -q: the system queue is empty" "$(entries)" 0
+check_grep "her dead.letter has it" '^Subject: refused' \
+    "$R/alice/dead.letter"
+check_grep "with the relay's reason" '550 5.1.1' "$R/alice/dead.letter"
+check_eq "her dead.letter is hers" \
+    "$(stat -c '%u:%g %a' "$R/alice/dead.letter")" "$AU:$AU 600"
+
+# 8. A queue that others could reach is refused.
+chmod 2777 "$R/spool"
+sysconf "$(free_port)"
+mail_to alice open
+check_eq "world-writable system queue: not used (relay down: exit 75)" \
+    "$RC" 75
+check_grep "world-writable system queue: says chmod 2770" 'chmod 2770' \
+    "$T/open.err"
+chmod 2770 "$R/spool"
+
+# 9. make install-setgid: the binary setgid, the queue 2770; plain
+#    make install leaves the binary without it.
+D=$T/dest
+make -s -C "$TOP" install DESTDIR="$D/plain" PREFIX=/usr >/dev/null 2>&1
+check_eq "make install: no setgid bit" \
+    "$(stat -c %a "$D/plain/usr/sbin/smarthost" 2>/dev/null)" 755
+mkdir -p "$D/sgid/etc"; printf 'account default\nhost x\n' \
+    >"$D/sgid/etc/smarthost.conf"
+make -s -C "$TOP" install-setgid DESTDIR="$D/sgid" PREFIX=/usr GROUP=mail \
+    SPOOL=/var/spool/smarthost >/dev/null 2>&1
+check_eq "make install-setgid: exit 0" "$?" 0
+check_eq "make install-setgid: binary root:mail 2755" \
+    "$(stat -c '%U:%G %a' "$D/sgid/usr/sbin/smarthost" 2>/dev/null)" \
+    "root:mail 2755"
+check_eq "make install-setgid: queue root:mail 2770" \
+    "$(stat -c '%U:%G %a' "$D/sgid/var/spool/smarthost" 2>/dev/null)" \
+    "root:mail 2770"
+check_eq "make install-setgid: system file root:mail 0640" \
+    "$(stat -c '%U:%G %a' "$D/sgid/etc/smarthost.conf" 2>/dev/null)" \
+    "root:mail 640"
