@@ -7,6 +7,8 @@
 #include <sys/resource.h>
 
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -792,6 +794,24 @@ queue_run(const struct cmdline *cl)
 }
 
 /*
+ * Descriptors 0-2 closed by the caller would be the first ones open(2)
+ * hands out: a queue file on descriptor 2 would get every notice and
+ * trace line.  They are opened on /dev/null, before any file.
+ */
+static void
+std_fds(void)
+{
+	int	 fd;
+
+	for (fd = 0; fd <= 2; fd++) {
+		if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+			continue;
+		if (open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY) != fd)
+			_exit(EX_OSERR);
+	}
+}
+
+/*
  * The process may hold a password: no core dump, and no ptrace or
  * /proc/PID/mem for other processes of the same user.
  */
@@ -813,7 +833,8 @@ main(int argc, char *argv[])
 	void		*ctx[2];
 	int		 rc = EX_OK;
 
-	priv_init();	/* first: the group of a setgid install is dropped */
+	std_fds();
+	priv_init();	/* the group of a setgid install is dropped */
 	log_init(argv[0]);
 	no_core_dumps();
 	memset(&cl, 0, sizeof(cl));

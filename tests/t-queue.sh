@@ -209,3 +209,16 @@ check_eq "no configuration: mailq says empty" "$(cat "$T/nocfg.out")" \
     PATH="$PATH" "$SMARTHOST" -q >"$T/nocfg-q.out" 2>&1 )
 check_eq "no configuration: -q exits 0" "$?" 0
 check "no configuration: -q prints nothing" test ! -s "$T/nocfg-q.out"
+
+# 10. Called with stdout and stderr closed (and -v): the notices must
+#     not land in the queue file, which would then be corrupt.
+rm -rf "$Q"
+conf "$(free_port)"
+printf 'Subject: closed-fds\n\nbody\n' |
+    "$SMARTHOST" -v -C "$CONF" bob@example.org >&- 2>&-
+check_eq "stdout and stderr closed: exit 0" "$?" 0
+"$SMARTHOST" -C "$CONF" -bp >"$T/closed.out" 2>&1
+check_nogrep "stdout and stderr closed: the queue file is intact" \
+    'corrupt' "$T/closed.out"
+check_grep "stdout and stderr closed: the message is queued" \
+    '^20[0-9T]*-[0-9a-f]* ' "$T/closed.out"
