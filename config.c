@@ -2388,6 +2388,12 @@ print_value(FILE *fp, const struct account *a, enum dir d)
 	const char	*s;
 	size_t		 i;
 
+	/* The command may hold a secret the caller must not read. */
+	if (d == D_PASSWORDEVAL && a->passwordeval != NULL && a->system &&
+	    priv_restricted()) {
+		fputs("<set, in the system file>", fp);
+		return;
+	}
 	switch (dirs[d].type) {
 	case V_PORT:
 	case V_SECONDS:

@@ -128,6 +128,14 @@ check_eq "passwordeval ran with her groups only" \
     "$(cat "$R/alice/eval-groups" 2>/dev/null)" "$AU"
 check_eq "its output file is hers" \
     "$(stat -c '%u:%g' "$R/alice/eval-groups" 2>/dev/null)" "$AU:$AU"
+as alice "$R/smarthost" -a eval --pretend x@example.org </dev/null \
+    >"$T/pretend.out" 2>&1
+check_grep "--pretend shows that a passwordeval is set" \
+    '^passwordeval <set, in the system file>' "$T/pretend.out"
+check_nogrep "--pretend does not show her the command" 'id -G' \
+    "$T/pretend.out"
+check_nogrep "--pretend does not show her the password" "$PASS" \
+    "$T/pretend.out"
 
 # 4. Overrides that could send the system password elsewhere: refused
 #    before any connection (the relay would show one).
