@@ -238,6 +238,12 @@ check_eq "its status file: in the group, 0640" \
     "$(stat -c '%g %a' "$R/spool/$e.status")" "$GID 640"
 as bob "$R/smarthost" -bp >"$T/mailq.out" 2>&1
 check_grep "bob's mailq lists it" "^$e " "$T/mailq.out"
+# The file is hers, but only the group can reach the directory: she
+# cannot rewrite its envelope, nor link it anywhere, before it is sent.
+as alice bash -c ': >>"$1"' - "$R/spool/$e" 2>/dev/null
+check_eq "she cannot open her queued entry to rewrite it" "$?" 1
+as alice ln "$R/spool/$e" "$R/alice/mine" 2>/dev/null
+check "she cannot link it out of the queue" test ! -e "$R/alice/mine"
 # bob's own account of that name is not used for her message.
 srv bobs 1
 printf 'account later\nhost 127.0.0.1\nport %s\ntls_starttls off\n%s\n' \
