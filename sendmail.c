@@ -712,9 +712,13 @@ bs_deliver(void *ctx, const char *sender, char **rcpts, size_t n, int fd,
 	return deliver_input(&cl, a, fd);
 }
 
-/* The accounts that have mail waiting, in the order of their oldest. */
+/*
+ * The accounts that have mail waiting, in the order of their oldest;
+ * (*mine)[i] says whether any of it is the caller's (in the shared queue
+ * of a setgid install, other users' accounts are none of our business).
+ */
 static char **
-queued_accounts(const char *dir, size_t *count)
+queued_accounts(const char *dir, size_t *count, int **mine)
 {
 	struct qentry	 q;
 	struct message	 m;
@@ -732,8 +736,11 @@ queued_accounts(const char *dir, size_t *count)
 			;
 		if (j == k) {
 			names = xreallocarray(names, k + 1, sizeof(*names));
-			names[k++] = xstrdup(q.account);
+			*mine = xreallocarray(*mine, k + 1, sizeof(**mine));
+			names[k] = xstrdup(q.account);
+			(*mine)[k++] = 0;
 		}
+		(*mine)[j] |= !q.shared || q.owner == getuid();
 		message_free(&m);
 		qentry_free(&q);
 	}
@@ -752,12 +759,13 @@ queue_run(const struct cmdline *cl)
 	struct error	 e;
 	struct flush	 f;
 	char		**names;
+	int		*mine = NULL;
 	size_t		 n, i;
 
 	memset(&e, 0, sizeof(e));
 	if (config_account(cl, &def, &e) == -1)
 		die(&e);
-	names = queued_accounts(def.queue_dir, &n);
+	names = queued_accounts(def.queue_dir, &n, &mine);
 	memset(&f, 0, sizeof(f));
 	f.tty = isatty(STDERR_FILENO);
 	for (i = 0; i < n; i++) {
@@ -767,12 +775,16 @@ queue_run(const struct cmdline *cl)
 			a = def;
 			memset(&def, 0, sizeof(def));
 		} else if (config_account(&one, &a, &e) == -1) {
-			log_notice("mail queued for account %s stays: %s",
-			    names[i], e.msg);
+			if (mine[i])
+				log_notice("mail queued for account %s stays: "
+				    "%s", names[i], e.msg);
 			continue;
 		}
 		s = NULL;
-		if (a.host == NULL)
+		/* Only others' mail, and not for a system account: theirs. */
+		if (!mine[i] && getuid() != 0 && !a.system)
+			;
+		else if (a.host == NULL)
 			log_notice("mail queued for account %s stays: no relay "
 			    "host configured", names[i]);
 		else if (a.auth != NULL && config_password(&a, &e) == -1)
@@ -789,6 +801,7 @@ queue_run(const struct cmdline *cl)
 	for (i = 0; i < n; i++)
 		free(names[i]);
 	free(names);
+	free(mine);
 	account_free(&def);
 	return EX_OK;
 }

@@ -288,6 +288,34 @@ check_grep "with the relay's reason" '550 5.1.1' "$R/alice/dead.letter"
 check_eq "her dead.letter is hers" \
     "$(stat -c '%u:%g %a' "$R/alice/dead.letter")" "$AU:$AU 600"
 
+# 7b. Her own account's mail in the shared queue is hers alone: other
+#     runs, root's included, neither send it nor talk about it.
+ownconf() {	# PORT
+	printf 'account own\nhost 127.0.0.1\nport %s\n%s\n%s\nfrom %s\n%s\n' \
+	    "$1" "tls_starttls off" "tls_trust_file $R/ca.pem" "$USER" \
+	    "user $USER"$'\n'"password $PASS" >"$R/alice/.smarthostrc"
+	chown "$AU:$AU" "$R/alice/.smarthostrc"
+	chmod 600 "$R/alice/.smarthostrc"
+}
+ownconf "$(free_port)"
+mail_to alice ownq -a own
+check_eq "her own account, relay down: queued (exit 0)" "$RC" 0
+check_eq "her own account's message is in the system queue" "$(entries)" 1
+as bob "$R/smarthost" -q -v >"$T/bobq3.out" 2>&1
+"$R/smarthost" -q -v >"$T/rootq3.out" 2>&1
+check_nogrep "bob's -q says nothing of her account" 'account own' \
+    "$T/bobq3.out"
+check_nogrep "root's -q says nothing of her account" 'account own' \
+    "$T/rootq3.out"
+check_eq "both left it in the queue" "$(entries)" 1
+srv own 1
+ownconf "$PORT"
+as alice "$R/smarthost" -q >"$T/aliceq3.out" 2>&1
+wait "$SRV" 2>/dev/null
+check_eq "her -q sends it through her account" "$(delivered)" 1
+check_eq "the system queue is empty" "$(entries)" 0
+rm -f "$R/alice/.smarthostrc"
+
 # 8. A queue that others could reach is refused.
 chmod 2777 "$R/spool"
 sysconf "$(free_port)"
