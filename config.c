@@ -1797,6 +1797,15 @@ account_derive(struct account *a, const struct settings *s,
 	if (!is_set(s, D_TLS_SESSION_CACHE))
 		a->session_cache = xdg_path(c, "XDG_CACHE_HOME", ".cache",
 		    "smarthost/tls-sessions");
+	/*
+	 * A session of the system account in a file the caller can write:
+	 * theirs to forge (its peer certificate and verify result are
+	 * taken on trust) while we hold the system password.  Off.
+	 */
+	if (c->restricted && a->system) {
+		free(a->session_cache);
+		a->session_cache = NULL;
+	}
 	if (a->domain == NULL)
 		a->domain = xstrdup(c->hostname);
 	if (a->maildomain == NULL && c->mailname != NULL)

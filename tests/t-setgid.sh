@@ -117,6 +117,8 @@ check_eq "nothing left in the system queue" "$(entries)" 0
 check_eq "her log file is hers, not the group's" \
     "$(stat -c '%u:%g' "$R/alice/smarthost.log")" "$AU:$AU"
 check_nogrep "no password in her log file" "$PASS" "$R/alice/smarthost.log"
+check "no TLS session of the system account is kept in her cache" \
+    test ! -e "$R/alice/.cache/smarthost/tls-sessions"
 
 # 3. passwordeval runs in her name: no trace of the group.
 srv evalrelay 1
