@@ -93,9 +93,17 @@ enum vtype {
 	V_SYSLOG
 };
 
+/*
+ * In a setgid run, callers other than root may not override these:
+ * S_DEST could send the system password elsewhere (or make the group
+ * touch a file), S_SENDER would bypass the system account's sender
+ * rules.
+ */
+enum { S_NONE, S_DEST, S_SENDER };
+
 struct directive {
 	enum vtype	 type;
-	int		 sensitive;	/* could send the password elsewhere */
+	int		 sensitive;	/* S_*: what a setgid caller may not */
 	size_t		 off;		/* of its field in struct account */
 };
 
@@ -143,40 +151,45 @@ static const char *const names[D_COUNT + 1] = {
 };
 
 static const struct directive dirs[D_COUNT] = {
-	[D_HOST] = { V_NAME, 1, offsetof(struct account, host) },
-	[D_PORT] = { V_PORT, 1, offsetof(struct account, port) },
-	[D_RELAYHOST] = { V_RELAYHOST, 1, 0 },
-	[D_PROVIDER] = { V_PROVIDER, 1, offsetof(struct account, provider) },
-	[D_TLS] = { V_BOOL, 1, offsetof(struct account, tls) },
-	[D_TLS_STARTTLS] = { V_BOOL, 1, offsetof(struct account, starttls) },
-	[D_TLS_TRUST_FILE] = { V_TRUST, 1,
+	[D_HOST] = { V_NAME, S_DEST, offsetof(struct account, host) },
+	[D_PORT] = { V_PORT, S_DEST, offsetof(struct account, port) },
+	[D_RELAYHOST] = { V_RELAYHOST, S_DEST, 0 },
+	[D_PROVIDER] = { V_PROVIDER, S_DEST,
+	    offsetof(struct account, provider) },
+	[D_TLS] = { V_BOOL, S_DEST, offsetof(struct account, tls) },
+	[D_TLS_STARTTLS] = { V_BOOL, S_DEST,
+	    offsetof(struct account, starttls) },
+	[D_TLS_TRUST_FILE] = { V_TRUST, S_DEST,
 	    offsetof(struct account, trust_file) },
-	[D_TLS_FINGERPRINT] = { V_FINGERPRINT, 1, 0 },
-	[D_TLS_CERT_FILE] = { V_FILE, 1, offsetof(struct account, cert_file) },
-	[D_TLS_KEY_FILE] = { V_FILE, 1, offsetof(struct account, key_file) },
-	[D_TLS_HOST_OVERRIDE] = { V_NAME, 1,
+	[D_TLS_FINGERPRINT] = { V_FINGERPRINT, S_DEST, 0 },
+	[D_TLS_CERT_FILE] = { V_FILE, S_DEST,
+	    offsetof(struct account, cert_file) },
+	[D_TLS_KEY_FILE] = { V_FILE, S_DEST,
+	    offsetof(struct account, key_file) },
+	[D_TLS_HOST_OVERRIDE] = { V_NAME, S_DEST,
 	    offsetof(struct account, host_override) },
-	[D_TLS_MIN_VERSION] = { V_TLSVER, 1,
+	[D_TLS_MIN_VERSION] = { V_TLSVER, S_DEST,
 	    offsetof(struct account, tls_min) },
-	[D_TLS_CERTCHECK] = { V_BOOL, 1, offsetof(struct account, certcheck) },
-	[D_TLS_SESSION_CACHE] = { V_CACHE, 1,
+	[D_TLS_CERTCHECK] = { V_BOOL, S_DEST,
+	    offsetof(struct account, certcheck) },
+	[D_TLS_SESSION_CACHE] = { V_CACHE, S_DEST,
 	    offsetof(struct account, session_cache) },
-	[D_TIMEOUT] = { V_SECONDS, 0, offsetof(struct account, timeout) },
+	[D_TIMEOUT] = { V_SECONDS, S_NONE, offsetof(struct account, timeout) },
 	[D_DOMAIN] = { V_NAME, 0, offsetof(struct account, domain) },
 	[D_SOURCE_IP] = { V_NAME, 0, offsetof(struct account, source_ip) },
-	[D_AUTH] = { V_AUTH, 1, offsetof(struct account, auth) },
-	[D_USER] = { V_TEXT, 1, offsetof(struct account, user) },
+	[D_AUTH] = { V_AUTH, S_DEST, offsetof(struct account, auth) },
+	[D_USER] = { V_TEXT, S_DEST, offsetof(struct account, user) },
 	[D_PASSWORD] = { V_SECRET, 0, offsetof(struct account, password) },
-	[D_PASSWORDEVAL] = { V_TEXT, 1,
+	[D_PASSWORDEVAL] = { V_TEXT, S_DEST,
 	    offsetof(struct account, passwordeval) },
-	[D_FROM] = { V_FROM, 0, offsetof(struct account, from) },
-	[D_ALLOW_FROM_OVERRIDE] = { V_BOOL, 0,
+	[D_FROM] = { V_FROM, S_SENDER, offsetof(struct account, from) },
+	[D_ALLOW_FROM_OVERRIDE] = { V_BOOL, S_SENDER,
 	    offsetof(struct account, allow_from_override) },
-	[D_REWRITE_LOCAL_SENDERS] = { V_BOOL, 0,
+	[D_REWRITE_LOCAL_SENDERS] = { V_BOOL, S_SENDER,
 	    offsetof(struct account, rewrite_local_senders) },
 	[D_FROM_FULL_NAME] = { V_TEXT, 0,
 	    offsetof(struct account, from_full_name) },
-	[D_SET_FROM_HEADER] = { V_TRI, 0,
+	[D_SET_FROM_HEADER] = { V_TRI, S_SENDER,
 	    offsetof(struct account, set_from_header) },
 	[D_SET_DATE_HEADER] = { V_AUTO_OFF, 0,
 	    offsetof(struct account, set_date_header) },
@@ -184,19 +197,20 @@ static const struct directive dirs[D_COUNT] = {
 	    offsetof(struct account, set_msgid_header) },
 	[D_REMOVE_BCC_HEADERS] = { V_BOOL, 0,
 	    offsetof(struct account, remove_bcc_headers) },
-	[D_ALIASES] = { V_FILE, 1, offsetof(struct account, aliases) },
-	[D_MAILDOMAIN] = { V_NAME, 0, offsetof(struct account, maildomain) },
+	[D_ALIASES] = { V_FILE, S_DEST, offsetof(struct account, aliases) },
+	[D_MAILDOMAIN] = { V_NAME, S_SENDER,
+	    offsetof(struct account, maildomain) },
 	[D_DSN_NOTIFY] = { V_DSN_NOTIFY, 0,
 	    offsetof(struct account, dsn_notify) },
 	[D_DSN_RETURN] = { V_DSN_RETURN, 0,
 	    offsetof(struct account, dsn_return) },
 	[D_QUEUE] = { V_BOOL, 0, offsetof(struct account, queue) },
-	[D_QUEUE_DIR] = { V_FILE, 1, offsetof(struct account, queue_dir) },
+	[D_QUEUE_DIR] = { V_FILE, S_DEST, offsetof(struct account, queue_dir) },
 	[D_QUEUE_MAX_AGE] = { V_DURATION, 0,
 	    offsetof(struct account, queue_max_age) },
-	[D_DEAD_LETTER] = { V_FILE, 1,
+	[D_DEAD_LETTER] = { V_FILE, S_DEST,
 	    offsetof(struct account, dead_letter) },
-	[D_LOGFILE] = { V_LOGFILE, 1, offsetof(struct account, logfile) },
+	[D_LOGFILE] = { V_LOGFILE, S_DEST, offsetof(struct account, logfile) },
 	[D_SYSLOG] = { V_SYSLOG, 0, 0 }
 };
 
@@ -1586,11 +1600,12 @@ relay_apply(struct settings *s, const char *url, struct error *err)
 }
 
 static int
-restricted_error(const char *what, int code, struct error *err)
+restricted_error(const char *what, int kind, int code, struct error *err)
 {
 	return error_set(err, code, "%s cannot be used: smarthost is "
-	    "installed setgid, and only root may change where the system "
-	    "password goes", what);
+	    "installed setgid, and only root may change %s", what,
+	    kind == S_SENDER ? "the sender rules of the system account" :
+	    "where the system password goes");
 }
 
 static int
@@ -1604,8 +1619,8 @@ env_apply(const struct ctx *c, struct settings *s, const char *password,
 
 	if ((v = getenv("SMARTHOST_RELAY")) != NULL && *v != '\0') {
 		if (c->restricted)
-			return restricted_error("SMARTHOST_RELAY", EX_CONFIG,
-			    err);
+			return restricted_error("SMARTHOST_RELAY", S_DEST,
+			    EX_CONFIG, err);
 		if (relay_apply(s, v, err) == -1)
 			return -1;
 	}
@@ -1618,7 +1633,8 @@ env_apply(const struct ctx *c, struct settings *s, const char *password,
 		if ((v = getenv(var)) == NULL || *v == '\0')
 			continue;
 		if (c->restricted && dirs[d].sensitive)
-			return restricted_error(var, EX_CONFIG, err);
+			return restricted_error(var, dirs[d].sensitive,
+			    EX_CONFIG, err);
 		if (directive_apply(c, s, d, v, var, EX_CONFIG, err) == -1)
 			return -1;
 	}
@@ -1654,13 +1670,14 @@ over_apply(const struct ctx *c, struct settings *s,
 			return error_set(err, EX_USAGE, "unknown option %s",
 			    opt);
 		if (c->restricted && dirs[d].sensitive)
-			return restricted_error(opt, EX_USAGE, err);
+			return restricted_error(opt, dirs[d].sensitive,
+			    EX_USAGE, err);
 		if (directive_apply(c, s, d, cl->over[i].value != NULL ?
 		    cl->over[i].value : "", opt, EX_USAGE, err) == -1)
 			return -1;
 	}
 	if (cl->logfile != NULL && c->restricted)
-		return restricted_error("-X", EX_USAGE, err);
+		return restricted_error("-X", S_DEST, EX_USAGE, err);
 	if (cl->logfile != NULL)
 		return directive_apply(c, s, D_LOGFILE, cl->logfile, "-X",
 		    EX_USAGE, err);

@@ -167,6 +167,14 @@ refused "--passwordeval" 64 '--passwordeval cannot be used' \
 refused "--tls-fingerprint" 64 'cannot be used' \
     -- --tls-fingerprint=AA:BB
 refused "-X" 64 '-X cannot be used' -- -X /tmp/x.log
+refused "--from" 64 '--from cannot be used: .*sender rules' \
+    -- --from=boss@example.org
+refused "--allow-from-override" 64 'sender rules' \
+    -- --allow-from-override=on
+refused "SMARTHOST_ALLOW_FROM_OVERRIDE" 78 'sender rules' \
+    SMARTHOST_ALLOW_FROM_OVERRIDE=on --
+refused "SMARTHOST_MAILDOMAIN" 78 'sender rules' \
+    SMARTHOST_MAILDOMAIN=example.net --
 refused "SMARTHOST_RELAY" 78 'SMARTHOST_RELAY cannot be used' \
     "SMARTHOST_RELAY=smtps://a@127.0.0.1:$EVIL" --
 refused "SMARTHOST_HOST" 78 'SMARTHOST_HOST cannot be used' \
