@@ -347,6 +347,20 @@ test_defer_done(void)
 	CHECK_STR(q.error, "the relay refused the sender for now (relay "
 	    "said: 451 4.7.1 greylisted 451 4.7.1 come back later)",
 	    "defer: error is one sanitized line with the reply");
+	CHECK_INT(q.refused, 0, "defer: not refused");
+	/* Refused for good, kept for its owner (a shared queue's case). */
+	CHECK_INT(queue_refuse(&q, &why, &e), 0, "refuse: succeeds");
+	buf = slurp(fmt("%s.status", spath), &len);
+	CHECK(buf != NULL && strstr(buf, "\nrefused 1\n") != NULL &&
+	    buf[len - 1] == '\n', "refuse: status says refused 1");
+	free(buf);
+	release(&q, &m);
+	CHECK_INT(queue_open(a.queue_dir, strrchr(spath, '/') + 1, &q, &m,
+	    &e), 0, "refuse: reopened");
+	CHECK_INT(q.refused, 1, "refuse: read back");
+	CHECK_INT(q.attempts, 3, "refuse: counted as an attempt");
+	CHECK_INT(q.shared, 0, "refuse: a private queue is not shared");
+	CHECK_INT(q.owner, getuid(), "refuse: the owner is read");
 	CHECK_INT(queue_done(&q), 0, "done: succeeds");
 	CHECK(!exists(spath), "done: entry removed");
 	CHECK(!exists(fmt("%s.status", spath)), "done: status removed");
@@ -512,6 +526,10 @@ test_corrupt(void)
 	    "attempts 1\nfirst x\nlast 1\nerror y\n", 34, 0600);
 	corrupt_case(&a, "20260101T000000-000000000007", "its status file "
 	    "cannot be read, is too large or is garbled", "status");
+	spit(fmt("%s/20260101T000000-000000000007.status", a.queue_dir),
+	    "attempts 1\nfirst 1\nlast 1\nerror y\nrefused 2\n", 44, 0600);
+	corrupt_case(&a, "20260101T000000-000000000007", "its status file "
+	    "cannot be read, is too large or is garbled", "refused 2");
 }
 
 static void
