@@ -954,8 +954,9 @@ scan_fd(int dfd, const char *dir, char ***ids, size_t *n, struct error *e)
 static int
 scan_ours(int dfd, const char *name)
 {
-	char	 id[QUEUE_ID_LEN + 1];
-	size_t	 len = strlen(name);
+	char		 id[QUEUE_ID_LEN + 1];
+	struct stat	 st;
+	size_t		 len = strlen(name);
 
 	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
 	    strncmp(name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0)
@@ -967,7 +968,8 @@ scan_ours(int dfd, const char *name)
 	id[QUEUE_ID_LEN] = '\0';
 	if (!id_valid(id))
 		return 0;
-	if (faccessat(dfd, id, F_OK, AT_SYMLINK_NOFOLLOW) == -1 &&
+	/* fstatat, not faccessat: that one asks with the real group. */
+	if (fstatat(dfd, id, &st, AT_SYMLINK_NOFOLLOW) == -1 &&
 	    errno == ENOENT)
 		(void)unlinkat(dfd, name, 0);
 	return 1;

@@ -771,7 +771,7 @@ queue_run(const struct cmdline *cl)
 	for (i = 0; i < n; i++) {
 		memset(&e, 0, sizeof(e));
 		one.account = names[i];
-		if (strcmp(names[i], def.name) == 0) {
+		if (def.name != NULL && strcmp(names[i], def.name) == 0) {
 			a = def;
 			memset(&def, 0, sizeof(def));
 		} else if (config_account(&one, &a, &e) == -1) {

@@ -222,3 +222,18 @@ check_nogrep "stdout and stderr closed: the queue file is intact" \
     'corrupt' "$T/closed.out"
 check_grep "stdout and stderr closed: the message is queued" \
     '^20[0-9T]*-[0-9a-f]* ' "$T/closed.out"
+
+# 11. -q with the default account's mail older than another account's
+#     (the default account is flushed first, then the next name).
+rm -rf "$Q"
+conf "$(free_port)"
+printf 'account work : default\nfrom work@example.org\n' >>"$CONF"
+printf 'Subject: d\n\nd\n' | "$SMARTHOST" -C "$CONF" bob@example.org \
+    2>/dev/null
+printf 'Subject: w\n\nw\n' | "$SMARTHOST" -C "$CONF" -a work \
+    bob@example.org 2>/dev/null
+check_eq "two accounts queued" "$(queued)" 2
+"$SMARTHOST" -C "$CONF" -q >"$T/two.out" 2>&1
+check_eq "-q over default's and another account's mail: exit 0" "$?" 0
+check_eq "-q over two accounts: both still queued (relay down)" \
+    "$(queued)" 2
