@@ -99,7 +99,7 @@ enum vtype {
  * touch a file), S_SENDER would bypass the system account's sender
  * rules.
  */
-enum { S_NONE, S_DEST, S_SENDER };
+enum { S_NONE, S_DEST, S_SENDER, S_PASSWORD };
 
 struct directive {
 	enum vtype	 type;
@@ -1362,6 +1362,10 @@ conf_load(const struct ctx *c, const struct cmdline *cl, struct clist *all,
 	if ((path = xdg_path(c, "XDG_CONFIG_HOME", ".config",
 	    "smarthost/config")) == NULL)
 		return 0;
+	if (cl->system_only) {
+		free(path);
+		return 0;
+	}
 	f->edit = path;
 	if ((rc = conf_file(c, path, CF_USER, all, f, err)) != 1 ||
 	    c->home == NULL)
@@ -1605,6 +1609,7 @@ restricted_error(const char *what, int kind, int code, struct error *err)
 	return error_set(err, code, "%s cannot be used: smarthost is "
 	    "installed setgid, and only root may change %s", what,
 	    kind == S_SENDER ? "the sender rules of the system account" :
+	    kind == S_PASSWORD ? "the password of the system account" :
 	    "where the system password goes");
 }
 
@@ -1827,7 +1832,9 @@ account_derive(struct account *a, const struct settings *s,
 		a->domain = xstrdup(c->hostname);
 	if (a->maildomain == NULL && c->mailname != NULL)
 		a->maildomain = xstrdup(c->mailname);
-	if (a->queue_dir == NULL && (geteuid() == 0 || c->privileged))
+	/* A user's own account never puts mail in the shared queue. */
+	if (a->queue_dir == NULL && (geteuid() == 0 || (c->privileged &&
+	    (a->system || !c->restricted))))
 		a->queue_dir = xstrdup(SPOOLDIR);
 	else if (a->queue_dir == NULL)
 		a->queue_dir = xdg_path(c, "XDG_STATE_HOME", ".local/state",
@@ -1955,9 +1962,17 @@ config_account(const struct cmdline *cl, struct account *a,
 	rc = conf_load(&c, cl, &all, &f, err);
 	if (rc == 0)
 		rc = account_choose(&all, cl, &f, &chosen, err);
-	if (rc == 0)
+	if (rc == 0 && cl->system_only)
+		rc = chosen != NULL && chosen->system ? 0 : error_set(err,
+		    EX_CONFIG, "no account %s in the system file",
+		    cl->account != NULL ? cl->account : "default");
+	else if (rc == 0 && c.restricted && password != NULL && chosen !=
+	    NULL && chosen->system)
+		rc = restricted_error("SMARTHOST_PASSWORD", S_PASSWORD,
+		    EX_CONFIG, err);
+	if (rc == 0 && !cl->system_only)
 		rc = env_apply(&c, &env, password, err);
-	if (rc == 0)
+	if (rc == 0 && !cl->system_only)
 		rc = over_apply(&c, &over, cl, err);
 	if (rc == 0) {
 		if (chosen != NULL)
@@ -2334,8 +2349,17 @@ config_password(struct account *a, struct error *err)
 	if (a->auth == NULL || a->password != NULL ||
 	    !needs_password(a->auth))
 		return 0;
+	/* It would run in the caller's name, for the caller to watch. */
+	if (a->passwordeval != NULL && a->system && priv_restricted())
+		return error_set(err, EX_CONFIG, "passwordeval of account %s "
+		    "in %s cannot keep the password from the users of a "
+		    "setgid install (it runs in their name): put the "
+		    "password itself in that file", a->name, a->source);
 	if (a->passwordeval != NULL)
 		return eval_run(a, &a->password, err);
+	/* The system account's password is the system file's alone. */
+	if (a->system && priv_restricted())
+		return 0;
 	/* Read in the caller's name: a setgid run has dropped its group. */
 	if ((dir = getenv("CREDENTIALS_DIRECTORY")) != NULL && *dir == '/') {
 		path = concat3(dir, "/smarthost-password", "");
@@ -2364,6 +2388,26 @@ config_password(struct account *a, struct error *err)
 /*
  * Names, printing, freeing.
  */
+const char *
+config_system_queue(void)
+{
+	return SPOOLDIR;
+}
+
+/* The queue of a user's own accounts in a setgid install, or NULL. */
+char *
+config_user_queue(void)
+{
+	struct ctx	 c;
+	char		*path;
+
+	ctx_init(&c);
+	path = xdg_path(&c, "XDG_STATE_HOME", ".local/state",
+	    "smarthost/queue");
+	ctx_free(&c);
+	return path;
+}
+
 int
 config_is_directive(const char *name)
 {
@@ -2414,12 +2458,6 @@ print_value(FILE *fp, const struct account *a, enum dir d)
 	const char	*s;
 	size_t		 i;
 
-	/* The command may hold a secret the caller must not read. */
-	if (d == D_PASSWORDEVAL && a->passwordeval != NULL && a->system &&
-	    priv_restricted()) {
-		fputs("<set, in the system file>", fp);
-		return;
-	}
 	switch (dirs[d].type) {
 	case V_PORT:
 	case V_SECONDS:

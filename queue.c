@@ -58,6 +58,7 @@
 #define STATUS_SUFFIX	".status"
 #define COPY_BUF	65536
 
+static int	 shared_refused(const struct account *, int, struct error *);
 static int	 dir_open(const char *, int, int *, int *, struct error *);
 static void	 dir_close(int);
 static void	 mkdir_parents(const char *);
@@ -104,7 +105,7 @@ static int	 status_read(int, const char *, struct qentry *,
 		    const char **);
 static void	 message_clear(struct message *);
 static void	 list_entry(FILE *, int, int, int, const char *, const char *,
-		    time_t, long long *, size_t *);
+		    time_t, long long *, size_t *, size_t *);
 static void	 list_line(FILE *, int, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
 static void	 age_string(char *, size_t, time_t);
@@ -120,9 +121,28 @@ queue_spool(const struct account *a, int *fd, struct error *e)
 
 	if (dir_open(a->queue_dir, 1, &dfd, &shared, e) != 0)
 		return -1;
+	if (shared_refused(a, shared, e) == -1) {
+		dir_close(dfd);
+		return -1;
+	}
 	*fd = spool_create(dfd, a->queue_dir, shared, e);
 	dir_close(dfd);
 	return *fd == -1 ? -1 : 0;
+}
+
+/*
+ * In a setgid run the shared queue takes only mail of the system file's
+ * accounts: any user's run may send that with the system account, and
+ * a user's own account of the same name must not be mistaken for it.
+ */
+static int
+shared_refused(const struct account *a, int shared, struct error *e)
+{
+	if (!shared || !priv_restricted() || a->system)
+		return 0;
+	return error_set(e, EX_CONFIG, "the system queue %s takes only mail "
+	    "of the system file's accounts, not of account %s: set "
+	    "queue_dir to a directory of your own", a->queue_dir, a->name);
 }
 
 /*
@@ -319,6 +339,8 @@ queue_commit(const struct account *a, struct message *m, struct qentry *q,
 		    "the account name is empty or has control characters");
 	if (dir_open(a->queue_dir, 1, &dfd, &shared, e) != 0)
 		return -1;
+	if (shared_refused(a, shared, e) == -1)
+		goto fail;
 	clock_gettime(CLOCK_REALTIME, &now);
 	if (spool_linkable(dfd, m->fd) == -1) {
 		if (spool_copy(dfd, a->queue_dir, shared, m, e) == -1)
@@ -1335,7 +1357,7 @@ queue_list_at(FILE *fp, const char *dir, int width, time_t now)
 {
 	struct error	 e;
 	char		**ids;
-	size_t		 n, i, count = 0;
+	size_t		 n, i, count = 0, hidden = 0;
 	long long	 total = 0;
 	int		 dfd, rc, shared;
 
@@ -1360,16 +1382,22 @@ queue_list_at(FILE *fp, const char *dir, int width, time_t now)
 	    "-Sender/Recipient-------");
 	for (i = 0; i < n; i++)
 		list_entry(fp, width, dfd, shared, dir, ids[i], now, &total,
-		    &count);
-	list_line(fp, width, "-- %lld kB in %zu message%s",
-	    (total + 1023) / 1024, count, count == 1 ? "" : "s");
+		    &count, &hidden);
+	list_line(fp, width, "-- %lld kB in %zu message%s%s", (total + 1023) /
+	    1024, count, count == 1 ? "" : "s", hidden > 0 ? ", and more "
+	    "of other users" : "");
 	dir_close(dfd);
 	queue_ids_free(ids, n);
 }
 
+/*
+ * One entry.  In the shared queue of a setgid run, other users' mail is
+ * only counted (*hidden): its envelope is theirs.
+ */
 static void
 list_entry(FILE *fp, int width, int dfd, int shared, const char *dir,
-    const char *id, time_t now, long long *total, size_t *count)
+    const char *id, time_t now, long long *total, size_t *count,
+    size_t *hidden)
 {
 	struct qentry	 q;
 	struct message	 m;
@@ -1389,6 +1417,13 @@ list_entry(FILE *fp, int width, int dfd, int shared, const char *dir,
 		list_line(fp, width, "%-28s%c (corrupt, left alone: %s)", id,
 		    active ? '*' : ' ', why);
 		fputc('\n', fp);
+		close(fd);
+		return;
+	}
+	if (shared && priv_restricted() && q.owner != getuid()) {
+		(*hidden)++;
+		message_clear(&m);
+		qentry_free(&q);
 		close(fd);
 		return;
 	}

@@ -388,6 +388,32 @@ permanent(const struct error *e)
 }
 
 /*
+ * Another user's message in the shared queue of a setgid install: kept
+ * for later, or, refused for good, marked so for its owner's next run,
+ * which moves it to the owner's dead.letter, never to ours.  What the
+ * relay said about it is not ours to read either.
+ */
+static int
+settle_other(struct qentry *q, const struct error *why, int quiet)
+{
+	struct error	 e;
+
+	memset(&e, 0, sizeof(e));
+	if (!permanent(why))
+		return queue_defer(q, why, &e) == -1 ? EX_IOERR : why->code;
+	if (queue_refuse(q, why, &e) == -1) {
+		log_notice("%s", e.msg);
+		return EX_IOERR;
+	}
+	if (!quiet)
+		log_notice("message %s of uid %lu was refused for good; it "
+		    "stays in the system queue until its owner's next run "
+		    "moves it to their dead.letter", q->id,
+		    (unsigned long)q->owner);
+	return why->code;
+}
+
+/*
  * Settle one message after an attempt: delivered, refused for good
  * (dead.letter), or kept for later.  Returns the exit code for it.
  */
@@ -404,23 +430,13 @@ settle(const struct account *a, struct message *m, struct qentry *q,
 			(void)queue_done(q);
 		return EX_OK;
 	}
+	if (queued && q->shared && q->owner != getuid())
+		return settle_other(q, why, quiet);
 	if (!quiet) {
 		print_error(why);
 		if (a->provider != NULL &&
 		    (hint = provider_hint(a->provider, why->reply)) != NULL)
 			log_notice("hint for %s: %s", a->provider, hint);
-	}
-	if (queued && q->shared && q->owner != getuid() && (permanent(why) ||
-	    !a->queue)) {
-		/* Not into our dead.letter: the owner's next run takes it. */
-		if (queue_refuse(q, why, &e) == -1) {
-			log_notice("%s", e.msg);
-			return EX_IOERR;
-		}
-		log_notice("message %s of uid %lu stays in the system queue "
-		    "until its owner's next run moves it to their dead.letter",
-		    q->id, (unsigned long)q->owner);
-		return why->code;
 	}
 	if (permanent(why) || !a->queue || !queued) {
 		/* Refused for good, or nowhere to keep it: dead.letter. */
@@ -468,6 +484,12 @@ reconnect(struct account *a, struct session **sp, struct error *e)
  * network's round trips by eight.
  */
 #define WINDOW	8
+
+/*
+ * Whose mail a flush takes: the caller's, other users' (in the shared
+ * queue of a setgid install), or both.
+ */
+enum { FLUSH_OWN = 1, FLUSH_OTHERS = 2, FLUSH_ALL = 3 };
 
 /* What a queue run did, for its progress line and summary. */
 struct flush {
@@ -543,32 +565,44 @@ deliver_window(struct account *a, struct session **sp, struct qentry *q,
 }
 
 /*
- * In the shared queue of a setgid install, another user's message goes
- * out only through an account of the system file (a user's own account
- * of the same name is that user's relay), and a refused one waits for
- * its owner.  Root may send everything.
+ * What to do with an opened entry: 0 leave it, 1 send it, 2 put it in
+ * the caller's dead.letter (refused for good earlier).  In the shared
+ * queue of a setgid install another user's message goes out only
+ * through an account of the system file as it stands (queue_run loads
+ * it so for FLUSH_OTHERS), and a refused one waits for its owner; root
+ * takes it over once queue_max_age is past.
  */
 static int
-flush_allowed(const struct account *a, const struct qentry *q)
+flush_what(const struct account *a, struct qentry *q, int who)
 {
-	if (!q->shared || q->owner == getuid())
-		return 1;
-	if (q->refused)
+	int	 own = !q->shared || q->owner == getuid();
+
+	if ((who & (own ? FLUSH_OWN : FLUSH_OTHERS)) == 0)
 		return 0;
-	return getuid() == 0 || a->system;
+	if (own)
+		return q->refused ? 2 : 1;
+	if (getuid() != 0 && !a->system)
+		return 0;
+	if (!q->refused)
+		return 1;
+	if (getuid() == 0 && queue_expired(a, q)) {
+		q->owner = 0;	/* root's now: settle puts it in root's */
+		return 2;
+	}
+	return 0;
 }
 
 /* Deliver what waits in the queue for this account, oldest first. */
 static void
 flush_account(struct account *a, struct session **sp, const char *skip,
-    struct flush *f)
+    int who, struct flush *f)
 {
 	struct qentry	 q[WINDOW];
 	struct message	 m[WINDOW];
 	struct error	 e;
 	char		**ids;
 	size_t		 n, i, k = 0;
-	int		 rc;
+	int		 rc, what;
 
 	memset(&e, 0, sizeof(e));
 	if (queue_scan(a->queue_dir, &ids, &n, &e) == -1) {
@@ -587,13 +621,12 @@ flush_account(struct account *a, struct session **sp, const char *skip,
 			continue;
 		}
 		if (strcmp(q[k].account, a->name) != 0 ||
-		    !flush_allowed(a, &q[k])) {
+		    (what = flush_what(a, &q[k], who)) == 0) {
 			message_free(&m[k]);
 			qentry_free(&q[k]);
 			continue;
 		}
-		if (q[k].refused) {
-			/* Ours (flush_allowed): refused earlier, for good. */
+		if (what == 2) {
 			error_set(&e, EX_DATAERR, "%s", q[k].error);
 			settle(a, &m[k], &q[k], 1, -1, &e, f->quiet);
 			flush_count(f, -1, &e);
@@ -675,7 +708,8 @@ deliver_input(const struct cmdline *cl, struct account *a, int in)
 		if (queued) {
 			struct flush	 f = { .quiet = 1 };
 
-			flush_account(a, &s, q.id, &f);
+			flush_account(a, &s, q.id, priv_restricted() ?
+			    FLUSH_OWN : FLUSH_ALL, &f);
 		}
 		if (!smtp_usable(s) && reconnect(a, &s, &e) == -1)
 			rc = -1;
@@ -714,11 +748,11 @@ bs_deliver(void *ctx, const char *sender, char **rcpts, size_t n, int fd,
 
 /*
  * The accounts that have mail waiting, in the order of their oldest;
- * (*mine)[i] says whether any of it is the caller's (in the shared queue
- * of a setgid install, other users' accounts are none of our business).
+ * (*whose)[i] says whose mail it is (FLUSH_OWN, FLUSH_OTHERS: in the
+ * shared queue of a setgid install, other users' mail).
  */
 static char **
-queued_accounts(const char *dir, size_t *count, int **mine)
+queued_accounts(const char *dir, size_t *count, int **whose)
 {
 	struct qentry	 q;
 	struct message	 m;
@@ -736,11 +770,12 @@ queued_accounts(const char *dir, size_t *count, int **mine)
 			;
 		if (j == k) {
 			names = xreallocarray(names, k + 1, sizeof(*names));
-			*mine = xreallocarray(*mine, k + 1, sizeof(**mine));
+			*whose = xreallocarray(*whose, k + 1, sizeof(**whose));
 			names[k] = xstrdup(q.account);
-			(*mine)[k++] = 0;
+			(*whose)[k++] = 0;
 		}
-		(*mine)[j] |= !q.shared || q.owner == getuid();
+		(*whose)[j] |= !q.shared || q.owner == getuid() ? FLUSH_OWN :
+		    FLUSH_OTHERS;
 		message_free(&m);
 		qentry_free(&q);
 	}
@@ -749,59 +784,136 @@ queued_accounts(const char *dir, size_t *count, int **mine)
 	return names;
 }
 
-/* -q: every account with mail waiting, one connection each. */
+/*
+ * Flush one account's mail.  Other users' mail in a setgid run goes
+ * through the system file's account as it stands, with neither the
+ * caller's overrides (a queue_max_age of 1s would refuse it all) nor
+ * a trace or log line of it for the caller.
+ */
+static void
+flush_name(const struct cmdline *cl, const char *name, int who,
+    struct account *def, struct flush *f)
+{
+	struct cmdline	 one = *cl;
+	struct account	 a;
+	struct session	*s = NULL;
+	struct error	 e;
+	int		 others = priv_restricted() && who == FLUSH_OTHERS;
+	int		 level = trace_level;
+
+	memset(&e, 0, sizeof(e));
+	one.account = name;
+	one.system_only = others;
+	if (!others && def->name != NULL && strcmp(name, def->name) == 0) {
+		a = *def;
+		memset(def, 0, sizeof(*def));
+	} else if (config_account(&one, &a, &e) == -1) {
+		if (who & FLUSH_OWN)
+			log_notice("mail queued for account %s stays: %s",
+			    name, e.msg);
+		return;
+	}
+	if (others) {
+		free(a.logfile);
+		a.logfile = NULL;
+		trace_level = 0;
+	}
+	if (a.host == NULL)
+		log_notice("mail queued for account %s stays: no relay host "
+		    "configured", name);
+	else if (a.auth != NULL && config_password(&a, &e) == -1)
+		log_notice("%s", e.msg);
+	else
+		flush_account(&a, &s, NULL, who, f);
+	smtp_close(s);
+	trace_level = level;
+	account_free(&a);
+}
+
+/* The accounts with mail in DIR, each flushed as flush_name says. */
+static void
+flush_dir(const struct cmdline *cl, const char *dir, struct account *def,
+    struct flush *f)
+{
+	char		**names;
+	int		*whose = NULL;
+	size_t		 n, i;
+
+	names = queued_accounts(dir, &n, &whose);
+	for (i = 0; i < n; i++) {
+		if (!priv_restricted())
+			flush_name(cl, names[i], FLUSH_ALL, def, f);
+		else {
+			if (whose[i] & FLUSH_OWN)
+				flush_name(cl, names[i], FLUSH_OWN, def, f);
+			if (whose[i] & FLUSH_OTHERS)
+				flush_name(cl, names[i], FLUSH_OTHERS, def, f);
+		}
+	}
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	free(whose);
+}
+
+/*
+ * The queues a run looks at: the default account's; in a setgid run for
+ * a user also the system queue and the queue of the user's own accounts
+ * (*own, to free).  NULL and duplicates left out.
+ */
+static size_t
+queue_dirs(const struct account *def, const char *dirs[3], char **own)
+{
+	const char	*cand[3];
+	size_t		 n = 0, i, j;
+
+	*own = NULL;
+	/* Without a setgid install a missing queue_dir is reported. */
+	if (!priv_restricted()) {
+		dirs[0] = def->queue_dir;
+		return 1;
+	}
+	*own = config_user_queue();
+	cand[0] = def->queue_dir;
+	cand[1] = config_system_queue();
+	cand[2] = *own;
+	for (i = 0; i < 3; i++) {
+		for (j = 0; cand[i] != NULL && j < n &&
+		    strcmp(dirs[j], cand[i]) != 0; j++)
+			;
+		if (cand[i] != NULL && j == n)
+			dirs[n++] = cand[i];
+	}
+	return n;
+}
+
+/*
+ * -q: every account with mail waiting, one connection each; in a setgid
+ * run for a user, the user's queues and the system queue.
+ */
 static int
 queue_run(const struct cmdline *cl)
 {
-	struct cmdline	 one = *cl;
-	struct account	 def, a;
-	struct session	*s;
+	struct account	 def;
 	struct error	 e;
 	struct flush	 f;
-	char		**names;
-	int		*mine = NULL;
+	const char	*dirs[3];
+	char		*own;
 	size_t		 n, i;
 
 	memset(&e, 0, sizeof(e));
 	if (config_account(cl, &def, &e) == -1)
 		die(&e);
-	names = queued_accounts(def.queue_dir, &n, &mine);
 	memset(&f, 0, sizeof(f));
 	f.tty = isatty(STDERR_FILENO);
-	for (i = 0; i < n; i++) {
-		memset(&e, 0, sizeof(e));
-		one.account = names[i];
-		if (def.name != NULL && strcmp(names[i], def.name) == 0) {
-			a = def;
-			memset(&def, 0, sizeof(def));
-		} else if (config_account(&one, &a, &e) == -1) {
-			if (mine[i])
-				log_notice("mail queued for account %s stays: "
-				    "%s", names[i], e.msg);
-			continue;
-		}
-		s = NULL;
-		/* Only others' mail, and not for a system account: theirs. */
-		if (!mine[i] && getuid() != 0 && !a.system)
-			;
-		else if (a.host == NULL)
-			log_notice("mail queued for account %s stays: no relay "
-			    "host configured", names[i]);
-		else if (a.auth != NULL && config_password(&a, &e) == -1)
-			log_notice("%s", e.msg);
-		else
-			flush_account(&a, &s, NULL, &f);
-		smtp_close(s);
-		account_free(&a);
-	}
+	n = queue_dirs(&def, dirs, &own);
+	for (i = 0; i < n; i++)
+		flush_dir(cl, dirs[i], &def, &f);
+	free(own);
 	if (f.tty || cl->verbose)
 		fprintf(stderr, "%ssmarthost: queue: %u delivered, %u "
 		    "deferred, %u refused\n", f.tty ? "\r" : "",
 		    f.delivered, f.deferred, f.refused);
-	for (i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
-	free(mine);
 	account_free(&def);
 	return EX_OK;
 }
@@ -843,7 +955,10 @@ main(int argc, char *argv[])
 	struct cmdline	 cl;
 	struct account	 a;
 	struct error	 e;
+	const char	*dirs[3];
+	char		*own;
 	void		*ctx[2];
+	size_t		 n, i;
 	int		 rc = EX_OK;
 
 	std_fds();
@@ -886,8 +1001,11 @@ main(int argc, char *argv[])
 		die(&e);
 	switch (cl.mode) {
 	case MODE_QUEUE_LIST:
-		queue_list(stdout, a.queue_dir, isatty(STDOUT_FILENO) ?
-		    terminal_width() : 0);
+		n = queue_dirs(&a, dirs, &own);
+		for (i = 0; i < n; i++)
+			queue_list(stdout, dirs[i], isatty(STDOUT_FILENO) ?
+			    terminal_width() : 0);
+		free(own);
 		break;
 	case MODE_PRETEND:
 		pretend(&cl, &a);

@@ -103,6 +103,10 @@ struct cmdline {
 	size_t		 nrcpts;
 	struct override	*over;		/* --directive=value, in order */
 	size_t		 nover;
+	int		 system_only;	/* the system file's account as it
+					   stands: no user file, environment
+					   or override (setgid -q of others'
+					   mail) */
 };
 
 /*
@@ -182,6 +186,8 @@ int	 config_account(const struct cmdline *, struct account *,
 int	 config_password(struct account *, struct error *);
 int	 config_is_directive(const char *);
 void	 config_print(FILE *, const struct account *);
+const char *config_system_queue(void);	/* of a setgid install */
+char	*config_user_queue(void);		/* ... and a user's there */
 void	 account_free(struct account *);
 const char *const *config_directives(void);	/* NULL-terminated */
 

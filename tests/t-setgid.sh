@@ -120,24 +120,32 @@ check_nogrep "no password in her log file" "$PASS" "$R/alice/smarthost.log"
 check "no TLS session of the system account is kept in her cache" \
     test ! -e "$R/alice/.cache/smarthost/tls-sessions"
 
-# 3. passwordeval runs in her name: no trace of the group.
+# 3. A system account's passwordeval would run in her name, where she
+#    can watch it (/proc/PID/cmdline): refused, nothing sent.  Her own
+#    account's passwordeval runs in her name, with no trace of the group.
 srv evalrelay 1
 sysconf "$PORT"
-mail_to alice evalmsg -a eval
+mail_to alice evalsys -a eval
+check_eq "system passwordeval for a user: exit 78" "$RC" 78
+check_grep "system passwordeval: says to put the password in the file" \
+    'cannot keep the password from the users' "$T/evalsys.err"
+check "system passwordeval: never ran" test ! -e "$R/alice/eval-groups"
+check_eq "system passwordeval: the message waits in the queue" \
+    "$(entries)" 1
+rm -f "$R/spool"/2*
+printf 'account mine\nhost 127.0.0.1\nport %s\n%s\n%s\n%s\n%s\n' "$PORT" \
+    "tls_starttls off" "tls_trust_file $R/ca.pem" "user $USER" \
+    "passwordeval \"id -G >\$HOME/eval-groups; echo $PASS\"" \
+    >"$R/alice/.smarthostrc"
+chown "$AU:$AU" "$R/alice/.smarthostrc"; chmod 600 "$R/alice/.smarthostrc"
+mail_to alice evalmsg -a mine -f "$USER"
 wait "$SRV" 2>/dev/null
-check_eq "passwordeval account: exit 0" "$RC" 0
-check_eq "passwordeval ran with her groups only" \
+check_eq "her own passwordeval account: exit 0" "$RC" 0
+check_eq "her passwordeval ran with her groups only" \
     "$(cat "$R/alice/eval-groups" 2>/dev/null)" "$AU"
 check_eq "its output file is hers" \
     "$(stat -c '%u:%g' "$R/alice/eval-groups" 2>/dev/null)" "$AU:$AU"
-as alice "$R/smarthost" -a eval --pretend x@example.org </dev/null \
-    >"$T/pretend.out" 2>&1
-check_grep "--pretend shows that a passwordeval is set" \
-    '^passwordeval <set, in the system file>' "$T/pretend.out"
-check_nogrep "--pretend does not show her the command" 'id -G' \
-    "$T/pretend.out"
-check_nogrep "--pretend does not show her the password" "$PASS" \
-    "$T/pretend.out"
+rm -f "$R/alice/.smarthostrc"
 
 # 4. Overrides that could send the system password elsewhere: refused
 #    before any connection (the relay would show one).
@@ -181,6 +189,8 @@ refused "SMARTHOST_HOST" 78 'SMARTHOST_HOST cannot be used' \
     SMARTHOST_HOST=127.0.0.1 --
 refused "SMARTHOST_PORT" 78 'SMARTHOST_PORT cannot be used' \
     "SMARTHOST_PORT=$EVIL" --
+refused "SMARTHOST_PASSWORD" 78 'only root may change the password of' \
+    SMARTHOST_PASSWORD=guess --
 check_nogrep "none of them connected to the other relay" '^C [0-9]* ' \
     "$EVILTR"
 # Root may: the same -C and --host through the setgid binary.
@@ -210,6 +220,25 @@ check_grep "own account: says there is no password" 'password' \
 check_nogrep "own account: the evil relay saw no AUTH" '^C [0-9]* AUTH' \
     "$EVILTR"
 check_nogrep "own account: no password on stderr" "$PASS" "$T/borrow.err"
+# Queued, her own account's mail stays in her own queue: in the system
+# queue, anyone's run would send it with the system account of that
+# name, under the sender she chose.
+printf 'account default\nhost 127.0.0.1\nport %s\nfrom ceo@example.org\n' \
+    "$(free_port)" >"$R/alice/.smarthostrc"
+mail_to alice ownqueue
+check_eq "own account, relay down: queued (exit 0)" "$RC" 0
+check_eq "own account: nothing in the system queue" "$(entries)" 0
+check_eq "own account: in her own queue" \
+    "$(ls "$R/alice/.local/state/smarthost/queue" 2>/dev/null | \
+    grep -cv '\.status$')" 1
+rm -rf "$R/alice/.local"
+printf 'account default\nhost 127.0.0.1\nport 1\nqueue_dir %s\n' \
+    "$R/spool" >"$R/alice/.smarthostrc"
+mail_to alice ownshared
+check_grep "own account naming the system queue: refused" \
+    'takes only mail of the system file' "$T/ownshared.err"
+check_eq "own account naming the system queue: nothing there" \
+    "$(entries)" 0
 printf 'account mine : default\nhost 127.0.0.1\nport %s\n' "$EVIL" \
     >"$R/alice/.smarthostrc"
 mail_to alice inherit -a mine
@@ -246,8 +275,23 @@ check_eq "the entry: hers, in the group, 0640" \
     "$(stat -c '%u:%g %a' "$R/spool/$e")" "$AU:$GID 640"
 check_eq "its status file: in the group, 0640" \
     "$(stat -c '%g %a' "$R/spool/$e.status")" "$GID 640"
-as bob "$R/smarthost" -bp >"$T/mailq.out" 2>&1
-check_grep "bob's mailq lists it" "^$e " "$T/mailq.out"
+as alice "$R/smarthost" -bp >"$T/mailq.out" 2>&1
+check_grep "her mailq lists it" "^$e " "$T/mailq.out"
+as bob "$R/smarthost" -bp >"$T/mailqb.out" 2>&1
+check_nogrep "bob's mailq does not show her message" "^$e \|$USER" \
+    "$T/mailqb.out"
+check_grep "bob's mailq says there is more of other users" \
+    'and more of other users' "$T/mailqb.out"
+# bob's overrides do not apply to her mail: not refused, not his.
+sleep 2
+as bob env SMARTHOST_QUEUE_MAX_AGE=1s "$R/smarthost" -q >"$T/age.out" 2>&1
+as bob "$R/smarthost" -q --queue=off >"$T/qoff.out" 2>&1
+check_eq "bob's queue_max_age=1s and --queue=off: her message stays" \
+    "$(entries)" 1
+check_nogrep "bob's overrides: it is not marked refused" '^refused' \
+    "$R/spool/$e.status"
+check "bob's overrides: nothing in bob's dead.letter" \
+    test ! -e "$R/bob/dead.letter"
 # The file is hers, but only the group can reach the directory: she
 # cannot rewrite its envelope, nor link it anywhere, before it is sent.
 as alice bash -c ': >>"$1"' - "$R/spool/$e" 2>/dev/null
@@ -266,10 +310,15 @@ check_nogrep "bob's relay got no MAIL" '^C [0-9]* MAIL' "$TR"
 rm -f "$R/bob/.smarthostrc"
 srv flush 1
 sysconf "$PORT"
-as bob "$R/smarthost" -q >"$T/bobq.out" 2>&1
+rm -f "$R/bob/smarthost.log"
+as bob "$R/smarthost" -q -v >"$T/bobq.out" 2>&1
 check_eq "bob's -q: exit 0" "$?" 0
 wait "$SRV" 2>/dev/null
 check_eq "bob's -q delivered her message" "$(delivered)" 1
+check_nogrep "bob's -v trace does not show her envelope" \
+    'MAIL FROM\|RCPT TO\|carol@' "$T/bobq.out"
+check_nogrep "bob's log file has no line of her message" 'carol@' \
+    "$R/bob/smarthost.log"
 check_grep "it is her message" '^Subject: queued' "$MAIL"/*.eml
 check_eq "the system queue is empty again" "$(entries)" 0
 
@@ -286,8 +335,10 @@ check "bob's dead.letter did not get her message" \
     test ! -e "$R/bob/dead.letter"
 check_eq "it stays in the queue" "$(entries)" 1
 check_grep "bob is told it waits for its owner" \
-    "of uid $AU stays in the system queue" "$T/bobq2.out"
-as bob "$R/smarthost" -bp >"$T/mailq2.out" 2>&1
+    "of uid $AU was refused for good; it stays" "$T/bobq2.out"
+check_nogrep "bob is not shown the relay's reply about it" '550' \
+    "$T/bobq2.out"
+"$R/smarthost" -bp >"$T/mailq2.out" 2>&1
 check_grep "mailq says refused, waiting for its owner" \
     "refused for good, waits for uid $AU" "$T/mailq2.out"
 as alice "$R/smarthost" -q >"$T/aliceq.out" 2>&1
@@ -310,20 +361,24 @@ ownconf() {	# PORT
 ownconf "$(free_port)"
 mail_to alice ownq -a own
 check_eq "her own account, relay down: queued (exit 0)" "$RC" 0
-check_eq "her own account's message is in the system queue" "$(entries)" 1
+check_eq "her own account's message is not in the system queue" \
+    "$(entries)" 0
+ownq() { ls "$R/alice/.local/state/smarthost/queue" 2>/dev/null |
+    grep -cv '\.status$'; }
+check_eq "it is in her own queue" "$(ownq)" 1
 as bob "$R/smarthost" -q -v >"$T/bobq3.out" 2>&1
 "$R/smarthost" -q -v >"$T/rootq3.out" 2>&1
 check_nogrep "bob's -q says nothing of her account" 'account own' \
     "$T/bobq3.out"
 check_nogrep "root's -q says nothing of her account" 'account own' \
     "$T/rootq3.out"
-check_eq "both left it in the queue" "$(entries)" 1
+check_eq "both left it in her queue" "$(ownq)" 1
 srv own 1
 ownconf "$PORT"
 as alice "$R/smarthost" -q >"$T/aliceq3.out" 2>&1
 wait "$SRV" 2>/dev/null
 check_eq "her -q sends it through her account" "$(delivered)" 1
-check_eq "the system queue is empty" "$(entries)" 0
+check_eq "her queue is empty" "$(ownq)" 0
 rm -f "$R/alice/.smarthostrc"
 
 # 8. A queue that others could reach is refused.
