@@ -85,8 +85,8 @@ $(B)/testsrv: tests/testsrv.c | $(B)
 
 # tests/t-setgid.sh installs this one setgid: the same objects, but
 # the system file and queue under SGID_ROOT, where the test owns them.
-SGID_ROOT = /var/tmp/smarthost-sgid-test
-$(B)/sgid/config.o: config.c smarthost.h
+SGID_ROOT = /run/smarthost-sgid-test
+$(B)/sgid/config.o: config.c smarthost.h Makefile
 	@mkdir -p $(B)/sgid
 	$(CC) $(ALLCFLAGS) -DSYSCONFDIR='"$(SGID_ROOT)/etc"' \
 	    -DSPOOLDIR='"$(SGID_ROOT)/spool"' -c -o $@ config.c
@@ -147,7 +147,8 @@ install: all
 # make install-setgid: a system-wide password for every user, off by
 # default (smarthost(8), SETGID INSTALL).  On top of install: the group
 # smarthost, the binary setgid to it, /etc/smarthost.conf root:smarthost
-# 0640 when it exists, and the system queue root:smarthost 2770.
+# 0640 when it exists, and the system queue root:smarthost 2770 (what
+# root queued there before joins the group).
 GROUP	?= smarthost
 SPOOL	?= /var/spool/smarthost
 install-setgid: install
@@ -155,6 +156,8 @@ install-setgid: install
 	chgrp $(GROUP) $(DESTDIR)$(SBINDIR)/smarthost
 	chmod 2755 $(DESTDIR)$(SBINDIR)/smarthost
 	install -d -o root -g $(GROUP) -m 2770 $(DESTDIR)$(SPOOL)
+	find $(DESTDIR)$(SPOOL) -maxdepth 1 -type f -user root \
+	    -exec chgrp $(GROUP) {} + -exec chmod 0640 {} +
 	if [ -f $(DESTDIR)/etc/smarthost.conf ]; then \
 	  chown root:$(GROUP) $(DESTDIR)/etc/smarthost.conf && \
 	  chmod 0640 $(DESTDIR)/etc/smarthost.conf; fi

@@ -7,6 +7,7 @@
  * reach, so no variable has to remember it.
  */
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <errno.h>
@@ -27,15 +28,29 @@ priv_fatal(const char *what)
 	_exit(EX_OSERR);
 }
 
-/* Run as the caller; the group stays in the saved set-group-ID. */
+/*
+ * Run as the caller; the group stays in the saved set-group-ID.  Only
+ * the group of a binary installed setgid counts: one this process got
+ * from whoever started it (a setgid program of theirs) is given up for
+ * good, or it would pass for the smarthost group.
+ */
 void
 priv_init(void)
 {
-	gid_t	 r, e, s;
+	struct stat	 st;
+	gid_t		 r, e, s;
 
 	if (getresgid(&r, &e, &s) == -1)
 		priv_fatal("look up");
-	if (e != r && setresgid(r, r, e) == -1)
+	if (e == r)
+		return;
+	if (stat("/proc/self/exe", &st) == 0 && (st.st_mode & S_ISGID) &&
+	    st.st_gid == e) {
+		if (setresgid(r, r, e) == -1)
+			priv_fatal("drop");
+		return;
+	}
+	if (setresgid(r, r, r) == -1)
 		priv_fatal("drop");
 }
 

@@ -703,19 +703,21 @@ status_write(int dfd, struct qentry *q, struct error *e)
 int
 queue_done(struct qentry *q)
 {
-	char	 name[64];
-	int	 dfd;
+	struct error	 e;
+	char		 name[64];
+	int		 dfd = -1, shared;
 
 	if (q->dir == NULL)
 		return -1;
-	if (q->shared)
-		priv_raise();
-	dfd = open(q->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dfd == -1 || unlinkat(dfd, q->id, 0) == -1) {
+	/* Checked as when it was opened: the path could lead elsewhere. */
+	memset(&e, 0, sizeof(e));
+	if (dir_open(q->dir, 0, &dfd, &shared, &e) != 0 ||
+	    shared != q->shared || unlinkat(dfd, q->id, 0) == -1) {
 		log_warn("cannot remove delivered message %s from the queue: "
 		    "%s: remove it by hand, or it will be sent again",
-		    q->path, strerror(errno));
-		dir_close(dfd);
+		    q->path, e.msg[0] != '\0' ? e.msg : strerror(errno));
+		if (dfd != -1)
+			dir_close(dfd);
 		return -1;
 	}
 	snprintf(name, sizeof(name), "%s" STATUS_SUFFIX, q->id);

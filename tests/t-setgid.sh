@@ -6,7 +6,7 @@
 # unprivileged test users (numeric ids, nothing added to /etc/passwd).
 . tests/lib.sh
 
-R=/var/tmp/smarthost-sgid-test		# the Makefile's SGID_ROOT
+R=/run/smarthost-sgid-test		# the Makefile's SGID_ROOT
 BIN=$TOP/build/sgid/smarthost
 GID=64200 AU=64201 BU=64202		# the group; alice and bob
 if [ "$(id -u)" != 0 ] || ! command -v setpriv >/dev/null; then
@@ -15,15 +15,19 @@ if [ "$(id -u)" != 0 ] || ! command -v setpriv >/dev/null; then
 fi
 [ -x "$BIN" ] || { notok "build/sgid/smarthost is built"; exit 1; }
 
+# The system file and queue live under root's /run (no user can plant
+# anything there); the binary in a fresh directory of a file system
+# that honours the setgid bit.
 rm -rf "$R"
 mkdir -p "$R/etc" "$R/spool" "$R/alice" "$R/bob"
 chmod 0755 "$R" "$R/etc"
-install -m 2755 -g "$GID" "$BIN" "$R/smarthost"
+BD=$(mktemp -d /var/tmp/smarthost-sgid.XXXXXX) && chmod 0755 "$BD"
+install -m 2755 -g "$GID" "$BIN" "$BD/smarthost"
 install -m 0644 "$CERTS/ca.pem" "$R/ca.pem"
 chown root:"$GID" "$R/spool"; chmod 2770 "$R/spool"
 chown "$AU:$AU" "$R/alice"; chown "$BU:$BU" "$R/bob"
 chmod 0700 "$R/alice" "$R/bob"
-trap 'lib_cleanup; [ -n "${KEEP:-}" ] || rm -rf "$R"' EXIT
+trap 'lib_cleanup; [ -n "${KEEP:-}" ] || rm -rf "$R" "$BD"' EXIT
 
 CAPS="AUTH PLAIN,PIPELINING,8BITMIME"
 srv() {	# NAME COUNT [testsrv options]
@@ -79,7 +83,7 @@ mail_to() {	# USER NAME [smarthost args]: a message; sets RC
 	local u=$1 name=$2
 	shift 2
 	printf 'Subject: %s\n\nbody of %s\n' "$name" "$name" |
-	    as "$u" "$R/smarthost" "$@" carol@example.org \
+	    as "$u" "$BD/smarthost" "$@" carol@example.org \
 	    >"$T/$name.out" 2>"$T/$name.err"
 	RC=$?
 }
@@ -98,7 +102,7 @@ check_eq "alice cannot list the system queue" "$?" 2
 cp -r "$TOP/tests/setup/gmx" "$R/etc/postfix"
 chown -R root:"$GID" "$R/etc/postfix"
 chmod 0750 "$R/etc/postfix"; chmod 0640 "$R/etc/postfix"/*
-as alice "$R/smarthost" --import-postfix "$R/etc/postfix" >"$T/imp.out" \
+as alice "$BD/smarthost" --import-postfix "$R/etc/postfix" >"$T/imp.out" \
     2>"$T/imp.err"
 check_eq "--import-postfix of a group-only setup: exit 66" "$?" 66
 check_grep "--import-postfix: permission denied" 'Permission denied' \
@@ -161,7 +165,7 @@ refused() {	# NAME CODE PATTERN [env...] -- [args...]
 	shift
 	printf 'Subject: x\n\nx\n' | setpriv --reuid="$AU" --regid="$AU" \
 	    --clear-groups env -i PATH=/usr/bin:/bin HOME="$R/alice" \
-	    USER=alice "${envs[@]}" "$R/smarthost" "$@" carol@example.org \
+	    USER=alice "${envs[@]}" "$BD/smarthost" "$@" carol@example.org \
 	    >"$T/r.out" 2>"$T/r.err"
 	check_eq "$name: exit $code" "$?" "$code"
 	check_grep "$name: says why" "$pat" "$T/r.err"
@@ -195,10 +199,22 @@ check_nogrep "none of them connected to the other relay" '^C [0-9]* ' \
     "$EVILTR"
 # Root may: the same -C and --host through the setgid binary.
 cp "$R/alice/other.conf" "$T/root.conf"
-"$R/smarthost" -C "$T/root.conf" --host=localhost -f r@example.org \
+"$BD/smarthost" -C "$T/root.conf" --host=localhost -f r@example.org \
     --pretend x@example.org </dev/null >"$T/root.out" 2>&1
 check_eq "root may use -C and --host with the setgid binary" "$?" 0
 check_grep "root's --host is used" '^host localhost$' "$T/root.out"
+
+# A plain smarthost started with a group in its effective gid (by a
+# setgid program of the caller's) does not take it for the smarthost
+# group: it gives it up and runs unrestricted.
+install -m 0755 "$TOP/smarthost" "$BD/plain"
+printf 'Subject: x\n\nx\n' | setpriv --reuid="$AU" --rgid="$AU" \
+    --egid="$GID" --clear-groups env -i PATH=/usr/bin:/bin \
+    HOME="$R/alice" USER=alice "$BD/plain" -C "$R/alice/other.conf" \
+    -f "$USER" --pretend x@example.org >"$T/inherited.out" 2>&1
+check_eq "an inherited group is not a setgid install (-C works)" "$?" 0
+check_nogrep "an inherited group: no restriction message" 'setgid' \
+    "$T/inherited.out"
 
 # 5. A user's own file cannot borrow the system account's password.
 cat >"$R/alice/.smarthostrc" <<EOF
@@ -275,17 +291,17 @@ check_eq "the entry: hers, in the group, 0640" \
     "$(stat -c '%u:%g %a' "$R/spool/$e")" "$AU:$GID 640"
 check_eq "its status file: in the group, 0640" \
     "$(stat -c '%g %a' "$R/spool/$e.status")" "$GID 640"
-as alice "$R/smarthost" -bp >"$T/mailq.out" 2>&1
+as alice "$BD/smarthost" -bp >"$T/mailq.out" 2>&1
 check_grep "her mailq lists it" "^$e " "$T/mailq.out"
-as bob "$R/smarthost" -bp >"$T/mailqb.out" 2>&1
+as bob "$BD/smarthost" -bp >"$T/mailqb.out" 2>&1
 check_nogrep "bob's mailq does not show her message" "^$e \|$USER" \
     "$T/mailqb.out"
 check_grep "bob's mailq says there is more of other users" \
     'and more of other users' "$T/mailqb.out"
 # bob's overrides do not apply to her mail: not refused, not his.
 sleep 2
-as bob env SMARTHOST_QUEUE_MAX_AGE=1s "$R/smarthost" -q >"$T/age.out" 2>&1
-as bob "$R/smarthost" -q --queue=off >"$T/qoff.out" 2>&1
+as bob env SMARTHOST_QUEUE_MAX_AGE=1s "$BD/smarthost" -q >"$T/age.out" 2>&1
+as bob "$BD/smarthost" -q --queue=off >"$T/qoff.out" 2>&1
 check_eq "bob's queue_max_age=1s and --queue=off: her message stays" \
     "$(entries)" 1
 check_nogrep "bob's overrides: it is not marked refused" '^refused' \
@@ -303,7 +319,7 @@ srv bobs 1
 printf 'account later\nhost 127.0.0.1\nport %s\ntls_starttls off\n%s\n' \
     "$PORT" "tls_trust_file $R/ca.pem" >"$R/bob/.smarthostrc"
 chown "$BU:$BU" "$R/bob/.smarthostrc"; chmod 600 "$R/bob/.smarthostrc"
-as bob "$R/smarthost" -q >"$T/bobq1.out" 2>&1
+as bob "$BD/smarthost" -q >"$T/bobq1.out" 2>&1
 kill "$SRV" 2>/dev/null; wait "$SRV" 2>/dev/null
 check_eq "bob's own 'later' account leaves her message alone" "$(entries)" 1
 check_nogrep "bob's relay got no MAIL" '^C [0-9]* MAIL' "$TR"
@@ -311,7 +327,7 @@ rm -f "$R/bob/.smarthostrc"
 srv flush 1
 sysconf "$PORT"
 rm -f "$R/bob/smarthost.log"
-as bob "$R/smarthost" -q -v >"$T/bobq.out" 2>&1
+as bob "$BD/smarthost" -q -v >"$T/bobq.out" 2>&1
 check_eq "bob's -q: exit 0" "$?" 0
 wait "$SRV" 2>/dev/null
 check_eq "bob's -q delivered her message" "$(delivered)" 1
@@ -329,7 +345,7 @@ check_eq "queued again" "$(entries)" 1
 printf 'rcpt reply 550 5.1.1 no such user\n' >"$T/rule"
 srv refuse 1 -s "$T/rule"
 sysconf "$PORT"
-as bob "$R/smarthost" -q >"$T/bobq2.out" 2>&1
+as bob "$BD/smarthost" -q >"$T/bobq2.out" 2>&1
 wait "$SRV" 2>/dev/null
 check "bob's dead.letter did not get her message" \
     test ! -e "$R/bob/dead.letter"
@@ -338,10 +354,10 @@ check_grep "bob is told it waits for its owner" \
     "of uid $AU was refused for good; it stays" "$T/bobq2.out"
 check_nogrep "bob is not shown the relay's reply about it" '550' \
     "$T/bobq2.out"
-"$R/smarthost" -bp >"$T/mailq2.out" 2>&1
+"$BD/smarthost" -bp >"$T/mailq2.out" 2>&1
 check_grep "mailq says refused, waiting for its owner" \
     "refused for good, waits for uid $AU" "$T/mailq2.out"
-as alice "$R/smarthost" -q >"$T/aliceq.out" 2>&1
+as alice "$BD/smarthost" -q >"$T/aliceq.out" 2>&1
 check_eq "her -q: the system queue is empty" "$(entries)" 0
 check_grep "her dead.letter has it" '^Subject: refused' \
     "$R/alice/dead.letter"
@@ -366,8 +382,8 @@ check_eq "her own account's message is not in the system queue" \
 ownq() { ls "$R/alice/.local/state/smarthost/queue" 2>/dev/null |
     grep -cv '\.status$'; }
 check_eq "it is in her own queue" "$(ownq)" 1
-as bob "$R/smarthost" -q -v >"$T/bobq3.out" 2>&1
-"$R/smarthost" -q -v >"$T/rootq3.out" 2>&1
+as bob "$BD/smarthost" -q -v >"$T/bobq3.out" 2>&1
+"$BD/smarthost" -q -v >"$T/rootq3.out" 2>&1
 check_nogrep "bob's -q says nothing of her account" 'account own' \
     "$T/bobq3.out"
 check_nogrep "root's -q says nothing of her account" 'account own' \
@@ -375,7 +391,7 @@ check_nogrep "root's -q says nothing of her account" 'account own' \
 check_eq "both left it in her queue" "$(ownq)" 1
 srv own 1
 ownconf "$PORT"
-as alice "$R/smarthost" -q >"$T/aliceq3.out" 2>&1
+as alice "$BD/smarthost" -q >"$T/aliceq3.out" 2>&1
 wait "$SRV" 2>/dev/null
 check_eq "her -q sends it through her account" "$(delivered)" 1
 check_eq "her queue is empty" "$(ownq)" 0
@@ -397,8 +413,10 @@ D=$T/dest
 make -s -C "$TOP" install DESTDIR="$D/plain" PREFIX=/usr >/dev/null 2>&1
 check_eq "make install: no setgid bit" \
     "$(stat -c %a "$D/plain/usr/sbin/smarthost" 2>/dev/null)" 755
-mkdir -p "$D/sgid/etc"; printf 'account default\nhost x\n' \
-    >"$D/sgid/etc/smarthost.conf"
+mkdir -p "$D/sgid/etc" "$D/sgid/var/spool/smarthost"
+printf 'account default\nhost x\n' >"$D/sgid/etc/smarthost.conf"
+old=20261128T000000-0123456789ab
+( umask 077; echo x >"$D/sgid/var/spool/smarthost/$old" )
 make -s -C "$TOP" install-setgid DESTDIR="$D/sgid" PREFIX=/usr GROUP=mail \
     SPOOL=/var/spool/smarthost >/dev/null 2>&1
 check_eq "make install-setgid: exit 0" "$?" 0
@@ -408,6 +426,9 @@ check_eq "make install-setgid: binary root:mail 2755" \
 check_eq "make install-setgid: queue root:mail 2770" \
     "$(stat -c '%U:%G %a' "$D/sgid/var/spool/smarthost" 2>/dev/null)" \
     "root:mail 2770"
+check_eq "make install-setgid: an entry queued before, now root:mail 0640" \
+    "$(stat -c '%U:%G %a' "$D/sgid/var/spool/smarthost/$old")" \
+    "root:mail 640"
 check_eq "make install-setgid: system file root:mail 0640" \
     "$(stat -c '%U:%G %a' "$D/sgid/etc/smarthost.conf" 2>/dev/null)" \
     "root:mail 640"
