@@ -150,7 +150,8 @@ install: all
 # 0640 when it exists, and the system queue root:smarthost 2770 (what
 # root queued there before joins the group).
 GROUP	?= smarthost
-SPOOL	?= /var/spool/smarthost
+# The system queue: config.c's SPOOLDIR, compiled in.
+SPOOL	 = /var/spool/smarthost
 install-setgid: install
 	getent group $(GROUP) >/dev/null || groupadd --system $(GROUP)
 	chgrp $(GROUP) $(DESTDIR)$(SBINDIR)/smarthost

@@ -250,6 +250,7 @@ struct ctx {
 	char	*mailname;	/* first line of /etc/mailname, or NULL */
 	int	 privileged;	/* setuid or setgid: no test hooks */
 	int	 restricted;	/* privileged, and the caller is not root */
+	int	 in_system;	/* parsing the system file */
 };
 
 /*
@@ -782,6 +783,15 @@ value_norm(const struct ctx *c, enum dir d, const char *arg, char **out,
 	static const char *const vers[] = { "1.2", "1.3", NULL };
 	long	 n;
 
+	/* The caller's HOME must not choose whom the system account trusts. */
+	if ((d == D_TLS_TRUST_FILE || d == D_TLS_CERT_FILE ||
+	    d == D_TLS_KEY_FILE) && c->restricted && c->in_system &&
+	    arg[0] == '~') {
+		*why = "~ would be the home of whoever runs smarthost, which "
+		    "is installed setgid: write the full path";
+		return -1;
+	}
+
 	*out = NULL;
 	/* For everything but a boolean, an empty argument means "unset". */
 	if (*arg == '\0' && dirs[d].type != V_BOOL &&
@@ -1198,25 +1208,26 @@ parse_stream(struct parser *p, FILE *fp, struct error *err)
 }
 
 /*
- * A file that sets a password must not be readable by others; a user's
- * file must also be the user's own and not readable by its group (the
- * system file may be root:smarthost 0640 for a setgid install).
+ * A user's file must be the user's own (root run with a user's HOME must
+ * not take that user's relay for the system account's); a file that
+ * sets a password must not be readable by others, nor a user's by its
+ * group (the system file may be root:smarthost 0640, setgid install).
  */
 static int
-perm_check(const char *path, const struct stat *st, int user,
+perm_check(const char *path, const struct stat *st, int user, int password,
     struct error *err)
 {
+	if (user && st->st_uid != geteuid())
+		return error_set(err, EX_CONFIG, "%s belongs to uid %u, not "
+		    "to you (uid %u): a configuration file of yours must be "
+		    "your own", path, (unsigned)st->st_uid,
+		    (unsigned)geteuid());
+	if (!password)
+		return 0;
 	if (st->st_mode & S_IROTH)
 		return error_set(err, EX_CONFIG, "%s holds a password and can "
 		    "be read by every user: run chmod 600 %s", path, path);
-	if (!user)
-		return 0;
-	if (st->st_uid != geteuid())
-		return error_set(err, EX_CONFIG, "%s holds a password but "
-		    "belongs to uid %u, not to you (uid %u): it must be your "
-		    "own file, with chmod 600 %s", path, (unsigned)st->st_uid,
-		    (unsigned)geteuid(), path);
-	if (st->st_mode & S_IRGRP)
+	if (user && (st->st_mode & S_IRGRP))
 		return error_set(err, EX_CONFIG, "%s holds a password and can "
 		    "be read by its group: run chmod 600 %s", path, path);
 	return 0;
@@ -1273,6 +1284,7 @@ conf_file(const struct ctx *c, const char *path, int kind,
     struct clist *all, struct files *f, struct error *err)
 {
 	struct parser	 p;
+	struct ctx	 sc;
 	struct stat	 st;
 	FILE		*fp;
 	char		*iobuf;
@@ -1316,14 +1328,16 @@ conf_file(const struct ctx *c, const char *path, int kind,
 	iobuf = xcalloc(1, IOBUF_SIZE);
 	setvbuf(fp, iobuf, _IOFBF, IOBUF_SIZE);
 	memset(&p, 0, sizeof(p));
-	p.ctx = c;
+	sc = *c;
+	sc.in_system = kind == CF_SYSTEM;
+	p.ctx = &sc;
 	p.file = path;
 	rc = parse_stream(&p, fp, err);
 	fclose(fp);
 	explicit_bzero(iobuf, IOBUF_SIZE);
 	free(iobuf);
-	if (rc == 0 && p.password)
-		rc = perm_check(path, &st, kind == CF_USER, err);
+	if (rc == 0)
+		rc = perm_check(path, &st, kind == CF_USER, p.password, err);
 	for (i = 0; i < p.accounts.n; i++)
 		p.accounts.v[i]->system = kind == CF_SYSTEM;
 	if (rc == 0)
@@ -1343,7 +1357,7 @@ conf_load(const struct ctx *c, const struct cmdline *cl, struct clist *all,
 	int		 rc;
 
 	if (cl->conffile != NULL) {
-		if (c->restricted)
+		if (c->restricted && cl->mode != MODE_CONFIGURE)
 			return error_set(err, EX_USAGE, "-C cannot be used: "
 			    "smarthost is installed setgid and only root may "
 			    "choose another configuration file");
@@ -1362,10 +1376,6 @@ conf_load(const struct ctx *c, const struct cmdline *cl, struct clist *all,
 	if ((path = xdg_path(c, "XDG_CONFIG_HOME", ".config",
 	    "smarthost/config")) == NULL)
 		return 0;
-	if (cl->system_only) {
-		free(path);
-		return 0;
-	}
 	f->edit = path;
 	if ((rc = conf_file(c, path, CF_USER, all, f, err)) != 1 ||
 	    c->home == NULL)
@@ -1962,17 +1972,13 @@ config_account(const struct cmdline *cl, struct account *a,
 	rc = conf_load(&c, cl, &all, &f, err);
 	if (rc == 0)
 		rc = account_choose(&all, cl, &f, &chosen, err);
-	if (rc == 0 && cl->system_only)
-		rc = chosen != NULL && chosen->system ? 0 : error_set(err,
-		    EX_CONFIG, "no account %s in the system file",
-		    cl->account != NULL ? cl->account : "default");
-	else if (rc == 0 && c.restricted && password != NULL && chosen !=
+	if (rc == 0 && c.restricted && password != NULL && chosen !=
 	    NULL && chosen->system)
 		rc = restricted_error("SMARTHOST_PASSWORD", S_PASSWORD,
 		    EX_CONFIG, err);
-	if (rc == 0 && !cl->system_only)
+	if (rc == 0)
 		rc = env_apply(&c, &env, password, err);
-	if (rc == 0 && !cl->system_only)
+	if (rc == 0)
 		rc = over_apply(&c, &over, cl, err);
 	if (rc == 0) {
 		if (chosen != NULL)
@@ -1983,6 +1989,11 @@ config_account(const struct cmdline *cl, struct account *a,
 	}
 	if (rc == 0) {
 		account_build(a, &fin, chosen, &c);
+		/* --pretend must not show it: it may hold the password. */
+		if (c.restricted && a->system && a->passwordeval != NULL) {
+			secret_free(a->passwordeval);
+			a->passwordeval = xstrdup("<set, in the system file>");
+		}
 		/* mailq and -q need only the queue: no relay for an empty one. */
 		if (cl->mode != MODE_QUEUE_LIST && cl->mode != MODE_QUEUE_RUN)
 			rc = account_check(a, &all, chosen, &f, err);
@@ -2346,6 +2357,16 @@ config_password(struct account *a, struct error *err)
 	struct passwd	*pw;
 	int		 rc;
 
+	/* Any user can listen there while the relay is down. */
+	if (a->auth != NULL && a->system && priv_restricted() &&
+	    a->port >= 1024 && (!a->tls || (!a->certcheck &&
+	    !a->has_fingerprint)))
+		return error_set(err, EX_CONFIG, "account %s in %s would send "
+		    "the system password to port %d without a checked TLS "
+		    "certificate, and any user can listen on a port above "
+		    "1023 while the relay is down: use TLS with certificate "
+		    "checks (or tls_fingerprint), or a port below 1024",
+		    a->name, a->source, a->port);
 	if (a->auth == NULL || a->password != NULL ||
 	    !needs_password(a->auth))
 		return 0;

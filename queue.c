@@ -62,7 +62,7 @@ static int	 shared_refused(const struct account *, int, struct error *);
 static int	 dir_open(const char *, int, int *, int *, struct error *);
 static void	 dir_close(int);
 static void	 mkdir_parents(const char *);
-static int	 dir_check(int, const char *, int *, struct error *);
+static int	 dir_check(int, const char *, int, int *, struct error *);
 static int	 spool_create(int, const char *, int, struct error *);
 static int	 spool_linkable(int, int);
 static int	 spool_copy(int, const char *, int, struct message *,
@@ -138,8 +138,13 @@ queue_spool(const struct account *a, int *fd, struct error *e)
 static int
 shared_refused(const struct account *a, int shared, struct error *e)
 {
-	if (!shared || !priv_restricted() || a->system)
+	if (!priv_restricted() || shared == a->system)
 		return 0;
+	if (a->system)
+		return error_set(e, EX_CONFIG, "account %s of the system file "
+		    "queues in %s, which is not the system queue %s: in a "
+		    "setgid install its mail waits only there", a->name,
+		    a->queue_dir, config_system_queue());
 	return error_set(e, EX_CONFIG, "the system queue %s takes only mail "
 	    "of the system file's accounts, not of account %s: set "
 	    "queue_dir to a directory of your own", a->queue_dir, a->name);
@@ -173,7 +178,9 @@ dir_open_raised(const char *path, int create, int *dfd, int *shared,
 	char		 buf[PATH_MAX];
 	size_t		 len;
 	struct stat	 st;
+	int		 sys;
 
+	*dfd = -1;
 	if (path == NULL || path[0] == '\0')
 		return error_set(e, EX_CONFIG, "no queue directory is set: "
 		    "set queue_dir");
@@ -187,8 +194,10 @@ dir_open_raised(const char *path, int create, int *dfd, int *shared,
 		buf[--len] = '\0';
 	if (create)
 		mkdir_parents(buf);
-	/* The system queue opens only with the group; dir_check decides. */
-	priv_raise();
+	/* The system queue, and no other path, opens with the group. */
+	sys = strcmp(buf, config_system_queue()) == 0;
+	if (sys)
+		priv_raise();
 	if (lstat(buf, &st) == 0 && S_ISLNK(st.st_mode))
 		return error_set(e, EX_CONFIG, "queue directory %s is a "
 		    "symbolic link, which is never followed: set queue_dir "
@@ -203,8 +212,9 @@ dir_open_raised(const char *path, int create, int *dfd, int *shared,
 		return error_set(e, EX_IOERR, "cannot open queue directory "
 		    "%s: %s: create it (mode 0700) or set queue_dir", buf,
 		    strerror(errno));
-	if (dir_check(*dfd, buf, shared, e) == -1) {
+	if (dir_check(*dfd, buf, sys, shared, e) == -1) {
 		close(*dfd);
+		*dfd = -1;
 		return -1;
 	}
 	return 0;
@@ -238,10 +248,10 @@ dir_close(int dfd)
 }
 
 static int
-dir_check(int dfd, const char *path, int *shared, struct error *e)
+dir_check(int dfd, const char *path, int sys, int *shared, struct error *e)
 {
 	struct stat	 st;
-	gid_t		 g = priv_group();
+	gid_t		 g = sys ? priv_group() : (gid_t)-1;
 
 	if (fstat(dfd, &st) == -1)
 		return error_set(e, EX_IOERR, "cannot stat queue directory "
@@ -606,7 +616,7 @@ queue_defer(struct qentry *q, const struct error *why, struct error *e)
 
 /*
  * Refused for good, but another user's message in the shared queue:
- * marked so, it waits for its owner's run (queue_refused says when).
+ * marked so, it waits for its owner's run.
  */
 int
 queue_refuse(struct qentry *q, const struct error *why, struct error *e)
@@ -711,8 +721,10 @@ queue_done(struct qentry *q)
 		return -1;
 	/* Checked as when it was opened: the path could lead elsewhere. */
 	memset(&e, 0, sizeof(e));
-	if (dir_open(q->dir, 0, &dfd, &shared, &e) != 0 ||
-	    shared != q->shared || unlinkat(dfd, q->id, 0) == -1) {
+	if (dir_open(q->dir, 0, &dfd, &shared, &e) == 0 &&
+	    shared != q->shared)
+		error_set(&e, EX_SOFTWARE, "the queue directory changed");
+	if (e.msg[0] != '\0' || unlinkat(dfd, q->id, 0) == -1) {
 		log_warn("cannot remove delivered message %s from the queue: "
 		    "%s: remove it by hand, or it will be sent again",
 		    q->path, e.msg[0] != '\0' ? e.msg : strerror(errno));
@@ -1372,6 +1384,8 @@ queue_list_at(FILE *fp, const char *dir, int width, time_t now)
 	n = 0;
 	if (rc == 0 && scan_fd(dup(dfd), dir, &ids, &n, &e) == -1)
 		log_warn("%s", e.msg);
+	/* Raised again per entry only while it is read, not printed. */
+	priv_drop();
 	if (n == 0) {
 		fputs("Mail queue is empty\n", fp);
 		dir_close(rc == 0 ? dfd : -1);
@@ -1406,16 +1420,22 @@ list_entry(FILE *fp, int width, int dfd, int shared, const char *dir,
 	const char	*why;
 	char		 age[32];
 	size_t		 i;
-	int		 fd, active;
+	int		 fd, active, rc;
 
+	if (shared)
+		priv_raise();
 	fd = openat(dfd, id, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd == -1)
+	if (fd == -1) {
+		priv_drop();
 		return;		/* delivered meanwhile */
+	}
 	/* Only a probe: holding it would make a queue run skip this one. */
 	active = flock(fd, LOCK_SH | LOCK_NB) == -1;
 	if (!active)
 		(void)flock(fd, LOCK_UN);
-	if (entry_read(dfd, dir, id, fd, shared, &q, &m, &why) == -1) {
+	rc = entry_read(dfd, dir, id, fd, shared, &q, &m, &why);
+	priv_drop();
+	if (rc == -1) {
 		list_line(fp, width, "%-28s%c (corrupt, left alone: %s)", id,
 		    active ? '*' : ' ', why);
 		fputc('\n', fp);

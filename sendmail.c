@@ -567,10 +567,11 @@ deliver_window(struct account *a, struct session **sp, struct qentry *q,
 /*
  * What to do with an opened entry: 0 leave it, 1 send it, 2 put it in
  * the caller's dead.letter (refused for good earlier).  In the shared
- * queue of a setgid install another user's message goes out only
- * through an account of the system file as it stands (queue_run loads
- * it so for FLUSH_OTHERS), and a refused one waits for its owner; root
- * takes it over once queue_max_age is past.
+ * queue of a setgid install a user's run takes only the user's own
+ * mail: a run of someone else's they could stop, kill and restart at
+ * will.  Root's (the queue timer's) takes all, marks another user's
+ * refused mail for its owner, and takes that over once queue_max_age
+ * is past.
  */
 static int
 flush_what(const struct account *a, struct qentry *q, int who)
@@ -581,11 +582,11 @@ flush_what(const struct account *a, struct qentry *q, int who)
 		return 0;
 	if (own)
 		return q->refused ? 2 : 1;
-	if (getuid() != 0 && !a->system)
+	if (getuid() != 0)
 		return 0;
 	if (!q->refused)
 		return 1;
-	if (getuid() == 0 && queue_expired(a, q)) {
+	if (queue_expired(a, q)) {
 		q->owner = 0;	/* root's now: settle puts it in root's */
 		return 2;
 	}
@@ -784,12 +785,7 @@ queued_accounts(const char *dir, size_t *count, int **whose)
 	return names;
 }
 
-/*
- * Flush one account's mail.  Other users' mail in a setgid run goes
- * through the system file's account as it stands, with neither the
- * caller's overrides (a queue_max_age of 1s would refuse it all) nor
- * a trace or log line of it for the caller.
- */
+/* Flush one account's mail, WHO says whose. */
 static void
 flush_name(const struct cmdline *cl, const char *name, int who,
     struct account *def, struct flush *f)
@@ -798,25 +794,16 @@ flush_name(const struct cmdline *cl, const char *name, int who,
 	struct account	 a;
 	struct session	*s = NULL;
 	struct error	 e;
-	int		 others = priv_restricted() && who == FLUSH_OTHERS;
-	int		 level = trace_level;
 
 	memset(&e, 0, sizeof(e));
 	one.account = name;
-	one.system_only = others;
-	if (!others && def->name != NULL && strcmp(name, def->name) == 0) {
+	if (def->name != NULL && strcmp(name, def->name) == 0) {
 		a = *def;
 		memset(def, 0, sizeof(*def));
 	} else if (config_account(&one, &a, &e) == -1) {
-		if (who & FLUSH_OWN)
-			log_notice("mail queued for account %s stays: %s",
-			    name, e.msg);
+		log_notice("mail queued for account %s stays: %s", name,
+		    e.msg);
 		return;
-	}
-	if (others) {
-		free(a.logfile);
-		a.logfile = NULL;
-		trace_level = 0;
 	}
 	if (a.host == NULL)
 		log_notice("mail queued for account %s stays: no relay host "
@@ -826,7 +813,6 @@ flush_name(const struct cmdline *cl, const char *name, int who,
 	else
 		flush_account(&a, &s, NULL, who, f);
 	smtp_close(s);
-	trace_level = level;
 	account_free(&a);
 }
 
@@ -843,12 +829,8 @@ flush_dir(const struct cmdline *cl, const char *dir, struct account *def,
 	for (i = 0; i < n; i++) {
 		if (!priv_restricted())
 			flush_name(cl, names[i], FLUSH_ALL, def, f);
-		else {
-			if (whose[i] & FLUSH_OWN)
-				flush_name(cl, names[i], FLUSH_OWN, def, f);
-			if (whose[i] & FLUSH_OTHERS)
-				flush_name(cl, names[i], FLUSH_OTHERS, def, f);
-		}
+		else if (whose[i] & FLUSH_OWN)
+			flush_name(cl, names[i], FLUSH_OWN, def, f);
 	}
 	for (i = 0; i < n; i++)
 		free(names[i]);

@@ -1269,8 +1269,9 @@ candidate_test(const struct answers *a, const char *tmp, struct error *err)
 	size_t		 n;
 	int		 rc;
 
+	/* MODE_CONFIGURE: the draft is the caller's own, not a -C. */
 	memset(&cl, 0, sizeof(cl));
-	cl.mode = MODE_SERVERINFO;
+	cl.mode = MODE_CONFIGURE;
 	cl.dot_ends = 1;
 	cl.conffile = tmp;
 	if (config_account(&cl, &acc, err) == -1)

@@ -103,10 +103,6 @@ struct cmdline {
 	size_t		 nrcpts;
 	struct override	*over;		/* --directive=value, in order */
 	size_t		 nover;
-	int		 system_only;	/* the system file's account as it
-					   stands: no user file, environment
-					   or override (setgid -q of others'
-					   mail) */
 };
 
 /*

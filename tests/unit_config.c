@@ -676,9 +676,15 @@ test_permissions(void)
 	if (chown(conf, 4242, 4242) == -1)
 		perror("chown");
 	CHECK_INT(config_account(&cl, &a, &e), -1, "perm owner: refused");
-	CHECK_STR(e.msg, expand("@F holds a password but belongs to uid "
-	    "4242, not to you (uid 0): it must be your own file, with chmod "
-	    "600 @F"), "perm owner: message");
+	CHECK_STR(e.msg, expand("@F belongs to uid 4242, not to you (uid 0): "
+	    "a configuration file of yours must be your own"),
+	    "perm owner: message");
+	/* Without a password too: root with a user's HOME takes no relay. */
+	put(conf, 0600, "account default\nhost evil.example\n");
+	if (chown(conf, 4242, 4242) == -1)
+		perror("chown");
+	CHECK_INT(config_account(&cl, &a, &e), -1,
+	    "perm owner, no password: refused");
 }
 
 /*
