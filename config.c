@@ -1039,6 +1039,7 @@ account_new(struct parser *p, const char *name, struct cacc **out,
 	a = xcalloc(1, sizeof(*a));
 	a->name = xstrdup(name);
 	a->file = xstrdup(p->file);
+	a->system = p->ctx->in_system;
 	settings_copy(&a->s, &p->defaults, 0, 0);
 	*out = a;
 	return 0;
@@ -1288,7 +1289,6 @@ conf_file(const struct ctx *c, const char *path, int kind,
 	struct stat	 st;
 	FILE		*fp;
 	char		*iobuf;
-	size_t		 i;
 	int		 fd, rc;
 
 	/* The one file a setgid run reads with its group (priv.c). */
@@ -1338,8 +1338,6 @@ conf_file(const struct ctx *c, const char *path, int kind,
 	free(iobuf);
 	if (rc == 0)
 		rc = perm_check(path, &st, kind == CF_USER, p.password, err);
-	for (i = 0; i < p.accounts.n; i++)
-		p.accounts.v[i]->system = kind == CF_SYSTEM;
 	if (rc == 0)
 		rc = clist_merge(all, &p.accounts, path,
 		    kind == CF_USER && c->restricted, err);
@@ -1817,6 +1815,14 @@ account_set(struct account *a, enum dir d, const char *v)
 	*p = xstrdup(v);
 }
 
+/* Where a user's own accounts queue by default. */
+static char *
+user_queue(const struct ctx *c)
+{
+	return xdg_path(c, "XDG_STATE_HOME", ".local/state",
+	    "smarthost/queue");
+}
+
 /* The defaults that depend on other settings or on the process. */
 static void
 account_derive(struct account *a, const struct settings *s,
@@ -1826,9 +1832,6 @@ account_derive(struct account *a, const struct settings *s,
 		a->port = !a->tls ? 25 : a->starttls ? 587 : 465;
 	if (!is_set(s, D_AUTH) && a->user != NULL)
 		a->auth = xstrdup("on");
-	if (!is_set(s, D_TLS_SESSION_CACHE))
-		a->session_cache = xdg_path(c, "XDG_CACHE_HOME", ".cache",
-		    "smarthost/tls-sessions");
 	/*
 	 * A session of the system account in a file the caller can write:
 	 * theirs to forge (its peer certificate and verify result are
@@ -1837,18 +1840,19 @@ account_derive(struct account *a, const struct settings *s,
 	if (c->restricted && a->system) {
 		free(a->session_cache);
 		a->session_cache = NULL;
-	}
+	} else if (!is_set(s, D_TLS_SESSION_CACHE))
+		a->session_cache = xdg_path(c, "XDG_CACHE_HOME", ".cache",
+		    "smarthost/tls-sessions");
 	if (a->domain == NULL)
 		a->domain = xstrdup(c->hostname);
 	if (a->maildomain == NULL && c->mailname != NULL)
 		a->maildomain = xstrdup(c->mailname);
 	/* A user's own account never puts mail in the shared queue. */
 	if (a->queue_dir == NULL && (geteuid() == 0 || (c->privileged &&
-	    (a->system || !c->restricted))))
+	    a->system)))
 		a->queue_dir = xstrdup(SPOOLDIR);
 	else if (a->queue_dir == NULL)
-		a->queue_dir = xdg_path(c, "XDG_STATE_HOME", ".local/state",
-		    "smarthost/queue");
+		a->queue_dir = user_queue(c);
 	if (a->dead_letter == NULL && c->home != NULL)
 		a->dead_letter = concat3(c->home, "/dead.letter", "");
 	if (!is_set(s, D_SYSLOG) && geteuid() == 0 && a->logfile == NULL) {
@@ -1989,11 +1993,6 @@ config_account(const struct cmdline *cl, struct account *a,
 	}
 	if (rc == 0) {
 		account_build(a, &fin, chosen, &c);
-		/* --pretend must not show it: it may hold the password. */
-		if (c.restricted && a->system && a->passwordeval != NULL) {
-			secret_free(a->passwordeval);
-			a->passwordeval = xstrdup("<set, in the system file>");
-		}
 		/* mailq and -q need only the queue: no relay for an empty one. */
 		if (cl->mode != MODE_QUEUE_LIST && cl->mode != MODE_QUEUE_RUN)
 			rc = account_check(a, &all, chosen, &f, err);
@@ -2423,8 +2422,7 @@ config_user_queue(void)
 	char		*path;
 
 	ctx_init(&c);
-	path = xdg_path(&c, "XDG_STATE_HOME", ".local/state",
-	    "smarthost/queue");
+	path = user_queue(&c);
 	ctx_free(&c);
 	return path;
 }
@@ -2479,6 +2477,12 @@ print_value(FILE *fp, const struct account *a, enum dir d)
 	const char	*s;
 	size_t		 i;
 
+	/* The system file's command may hold the password itself. */
+	if (d == D_PASSWORDEVAL && a->passwordeval != NULL && a->system &&
+	    priv_restricted()) {
+		fputs("<set, in the system file>", fp);
+		return;
+	}
 	switch (dirs[d].type) {
 	case V_PORT:
 	case V_SECONDS:

@@ -58,9 +58,7 @@ priv_init(void)
 int
 priv_setgid(void)
 {
-	gid_t	 r, e, s;
-
-	return getresgid(&r, &e, &s) == 0 && s != r;
+	return priv_group() != (gid_t)-1;
 }
 
 /* The group of a setgid run, or -1. */

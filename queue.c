@@ -13,10 +13,11 @@
  * message being sent is flock'ed, so two runs never send it twice.
  *
  * In a setgid install the system queue is shared: root:smarthost 2770,
- * its files 0640 in the group, opened with the group raised (priv.c)
- * and any caller's run may send any entry.  A message refused for good
- * is then not put into someone else's dead.letter: it is marked refused
- * and its owner's next run moves it to theirs.
+ * its files 0640 in the group, opened with the group raised (priv.c).
+ * A user's runs send only the user's own entries, root's send all; a
+ * message root's run finds refused for good is not put into root's
+ * dead.letter: it is marked refused and its owner's next run moves it
+ * to theirs.
  *
  * Where O_TMPFILE is missing, queue_spool creates DIR/.tmp-INODE (the
  * file's own inode number in hex), so queue_commit finds the name again
@@ -132,8 +133,9 @@ queue_spool(const struct account *a, int *fd, struct error *e)
 
 /*
  * In a setgid run the shared queue takes only mail of the system file's
- * accounts: any user's run may send that with the system account, and
- * a user's own account of the same name must not be mistaken for it.
+ * accounts, and theirs only there: root's runs send it with the system
+ * account, and a user's own account of the same name must not be
+ * mistaken for it.
  */
 static int
 shared_refused(const struct account *a, int shared, struct error *e)
@@ -715,21 +717,21 @@ queue_done(struct qentry *q)
 {
 	struct error	 e;
 	char		 name[64];
-	int		 dfd = -1, shared;
+	int		 dfd, rc, shared;
 
 	if (q->dir == NULL)
 		return -1;
 	/* Checked as when it was opened: the path could lead elsewhere. */
 	memset(&e, 0, sizeof(e));
-	if (dir_open(q->dir, 0, &dfd, &shared, &e) == 0 &&
-	    shared != q->shared)
+	if ((rc = dir_open(q->dir, 0, &dfd, &shared, &e)) == 1)
+		error_set(&e, EX_IOERR, "the queue directory is gone");
+	else if (rc == 0 && shared != q->shared)
 		error_set(&e, EX_SOFTWARE, "the queue directory changed");
 	if (e.msg[0] != '\0' || unlinkat(dfd, q->id, 0) == -1) {
 		log_warn("cannot remove delivered message %s from the queue: "
 		    "%s: remove it by hand, or it will be sent again",
 		    q->path, e.msg[0] != '\0' ? e.msg : strerror(errno));
-		if (dfd != -1)
-			dir_close(dfd);
+		dir_close(dfd);
 		return -1;
 	}
 	snprintf(name, sizeof(name), "%s" STATUS_SUFFIX, q->id);

@@ -823,15 +823,13 @@ flush_dir(const struct cmdline *cl, const char *dir, struct account *def,
 {
 	char		**names;
 	int		*whose = NULL;
+	int		 who = priv_restricted() ? FLUSH_OWN : FLUSH_ALL;
 	size_t		 n, i;
 
 	names = queued_accounts(dir, &n, &whose);
-	for (i = 0; i < n; i++) {
-		if (!priv_restricted())
-			flush_name(cl, names[i], FLUSH_ALL, def, f);
-		else if (whose[i] & FLUSH_OWN)
-			flush_name(cl, names[i], FLUSH_OWN, def, f);
-	}
+	for (i = 0; i < n; i++)
+		if (whose[i] & who)
+			flush_name(cl, names[i], who, def, f);
 	for (i = 0; i < n; i++)
 		free(names[i]);
 	free(names);
