@@ -1,9 +1,10 @@
 /*
  * SMTP AUTH (RFC 4954) with GNU SASL, plus XOAUTH2 and OAUTHBEARER,
- * which libgsasl lacks.  The password is wiped as soon as the exchange
- * ends, and no AUTH data ever reaches the trace.
+ * which libgsasl lacks.  The credentials belong to the caller (secret.c)
+ * and are only read here; no AUTH data ever reaches the trace.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,12 @@
 #include "smarthost.h"
 
 #define AUTH_LINE_MAX	12288	/* RFC 4954 4: AUTH with initial response */
+/*
+ * SCRAM's iteration count comes from the relay, and GNU SASL 2.2 takes
+ * any: 2^32-1 rounds of PBKDF2 burn minutes of CPU past every timeout.
+ * RFC 7677 asks for at least 4096; servers use 4096 to 100000.
+ */
+#define SCRAM_ITER_MAX	100000
 
 /* Strongest first (SPEC 3).  PLAIN and weaker only inside TLS. */
 static const char *const preference[] = {
@@ -23,7 +30,8 @@ static const char *const preference[] = {
 
 struct exchange {
 	struct conn	*conn;
-	struct account	*acct;
+	const struct account *acct;
+	const struct cred *cred;
 	const char	*mech;
 	struct reply	 r;
 };
@@ -50,8 +58,8 @@ is_loopback(const char *host)
 
 /* Pick the mechanism, or say why none can be used. */
 static const char *
-choose(struct conn *c, const struct smtp_caps *caps, struct account *a,
-    Gsasl *ctx, struct error *e)
+choose(struct conn *c, const struct smtp_caps *caps,
+    const struct account *a, Gsasl *ctx, struct error *e)
 {
 	char	 cb[64];
 	int	 i, plus;
@@ -112,18 +120,7 @@ send_line(struct exchange *x, const char *verb, const char *data,
 static int
 read_reply(struct exchange *x, struct error *e)
 {
-	int	 saved = trace_level, rc;
-
-	trace_level = 0;
-	rc = smtp_read_reply(x->conn, &x->r, e);
-	trace_level = saved;
-	if (rc == -1)
-		return -1;
-	if (x->r.code == 334)
-		trace("<- 334 <redacted>");
-	else
-		trace("<- %s", x->r.text);
-	return 0;
+	return smtp_read_secret(x->conn, &x->r, e);
 }
 
 static int
@@ -144,11 +141,49 @@ challenge(const struct reply *r)
 	return strlen(r->text) > 4 ? r->text + 4 : "";
 }
 
+/*
+ * SCRAM's server-first message (RFC 5802 5.1), "r=...,s=...,i=N": an
+ * iteration count above SCRAM_ITER_MAX is refused before GNU SASL
+ * starts hashing.  Other challenges carry no i= attribute.
+ */
+static int
+scram_iterations_ok(const char *mech, const char *b64, struct error *e)
+{
+	char		*raw = NULL, *msg, *attr, *save;
+	size_t		 len;
+	unsigned long	 n;
+	int		 ok = 1;
+
+	if (strncmp(mech, "SCRAM-", 6) != 0 ||
+	    gsasl_base64_from(b64, strlen(b64), &raw, &len) != GSASL_OK)
+		return 0;	/* not SCRAM, or GNU SASL reports it */
+	msg = xcalloc(1, len + 1);
+	memcpy(msg, raw, len);
+	gsasl_free(raw);
+	for (attr = strtok_r(msg, ",", &save); attr != NULL;
+	    attr = strtok_r(NULL, ",", &save)) {
+		if (strncmp(attr, "i=", 2) != 0)
+			continue;
+		errno = 0;
+		n = strtoul(attr + 2, NULL, 10);
+		ok = attr[2] >= '0' && attr[2] <= '9' && errno == 0 &&
+		    n <= SCRAM_ITER_MAX;
+		break;
+	}
+	free(msg);
+	if (ok)
+		return 0;
+	return error_set(e, EX_PROTOCOL, "the relay asks for more than %d "
+	    "%s iterations, which smarthost refuses (a hostile relay could "
+	    "make the hashing take hours): name another mechanism with "
+	    "auth, or fix the relay", SCRAM_ITER_MAX, mech);
+}
+
 static int
 setup_session(Gsasl *ctx, Gsasl_session **sp, struct exchange *x,
     struct error *e)
 {
-	struct account	*a = x->acct;
+	const struct account *a = x->acct;
 	char		 cb[64];
 	int		 rc;
 
@@ -159,8 +194,8 @@ setup_session(Gsasl *ctx, Gsasl_session **sp, struct exchange *x,
 	gsasl_property_set(*sp, GSASL_HOSTNAME, a->host);
 	if (a->user != NULL)
 		gsasl_property_set(*sp, GSASL_AUTHID, a->user);
-	if (a->password != NULL)
-		gsasl_property_set(*sp, GSASL_PASSWORD, a->password);
+	if (x->cred->password != NULL)
+		gsasl_property_set(*sp, GSASL_PASSWORD, x->cred->password);
 	if (strcmp(x->mech, "EXTERNAL") == 0)
 		gsasl_property_set(*sp, GSASL_AUTHZID, "");
 	if (strcmp(x->mech, "ANONYMOUS") == 0)
@@ -188,6 +223,7 @@ static int
 sasl_exchange(Gsasl *ctx, struct exchange *x, struct error *e)
 {
 	Gsasl_session	*s = NULL;
+	struct error	 ignored;
 	char		*out = NULL, *pending = NULL;
 	int		 rc, ret = -1;
 
@@ -239,6 +275,12 @@ sasl_exchange(Gsasl *ctx, struct exchange *x, struct error *e)
 			pending = NULL;
 			continue;
 		}
+		if (rc != GSASL_OK &&
+		    scram_iterations_ok(x->mech, challenge(&x->r), e) == -1) {
+			(void)send_line(x, NULL, "*", &ignored);
+			(void)read_reply(x, &ignored);
+			goto done;
+		}
 		if (rc == GSASL_OK ||
 		    ((rc = gsasl_step64(s, challenge(&x->r), &out)) !=
 		    GSASL_OK && rc != GSASL_NEEDS_MORE)) {
@@ -276,22 +318,23 @@ done:
 static int
 oauth_exchange(struct exchange *x, struct error *e)
 {
-	struct account	*a = x->acct;
+	const struct account *a = x->acct;
+	const char	*token = x->cred->password;
 	char		*raw, *b64 = NULL;
 	size_t		 rawlen, b64len;
 	int		 bearer = strcmp(x->mech, "OAUTHBEARER") == 0, ret = -1;
 	int		 n;
 
-	rawlen = strlen(a->user ? a->user : "") + strlen(a->password) +
+	rawlen = strlen(a->user ? a->user : "") + strlen(token) +
 	    strlen(a->host) + 64;
 	raw = xcalloc(1, rawlen);
 	if (bearer)
 		n = snprintf(raw, rawlen, "n,a=%s,\001host=%s\001port=%d\001"
 		    "auth=Bearer %s\001\001", a->user ? a->user : "", a->host,
-		    a->port, a->password);
+		    a->port, token);
 	else
 		n = snprintf(raw, rawlen, "user=%s\001auth=Bearer %s\001\001",
-		    a->user ? a->user : "", a->password);
+		    a->user ? a->user : "", token);
 	if (gsasl_base64_to(raw, (size_t)n, &b64, &b64len) != GSASL_OK) {
 		error_set(e, EX_SOFTWARE, "cannot encode the %s token",
 		    x->mech);
@@ -323,7 +366,8 @@ done:
  * mechanism, turned TLS off and the relay is this machine (SPEC 3).
  */
 static int
-may_authenticate(struct conn *c, const struct account *a, struct error *e)
+may_authenticate(struct conn *c, const struct account *a,
+    struct error *e)
 {
 	if (c->tls != NULL)
 		return 0;
@@ -334,15 +378,9 @@ may_authenticate(struct conn *c, const struct account *a, struct error *e)
 	    "machine only, name the mechanism with auth)");
 }
 
-static int
-needs_password(const char *mech)
-{
-	return strcmp(mech, "EXTERNAL") != 0 && strcmp(mech, "ANONYMOUS") != 0;
-}
-
 int
-auth_login(struct conn *c, const struct smtp_caps *caps, struct account *a,
-    struct error *e)
+auth_login(struct conn *c, const struct smtp_caps *caps,
+    const struct account *a, const struct cred *cred, struct error *e)
 {
 	struct exchange	 x;
 	Gsasl		*ctx = NULL;
@@ -351,6 +389,7 @@ auth_login(struct conn *c, const struct smtp_caps *caps, struct account *a,
 	memset(&x, 0, sizeof(x));
 	x.conn = c;
 	x.acct = a;
+	x.cred = cred;
 	if (may_authenticate(c, a, e) == -1)
 		goto done;
 	if ((rc = gsasl_init(&ctx)) != GSASL_OK) {
@@ -360,7 +399,7 @@ auth_login(struct conn *c, const struct smtp_caps *caps, struct account *a,
 	}
 	if ((x.mech = choose(c, caps, a, ctx, e)) == NULL)
 		goto done;
-	if (needs_password(x.mech) && a->password == NULL) {
+	if (secret_needs_password(x.mech) && cred->password == NULL) {
 		error_set(e, EX_CONFIG, "no password for %s: set password or "
 		    "passwordeval, or provide it in "
 		    "$CREDENTIALS_DIRECTORY/smarthost-password, "
@@ -375,9 +414,6 @@ auth_login(struct conn *c, const struct smtp_caps *caps, struct account *a,
 done:
 	if (ctx != NULL)
 		gsasl_done(ctx);
-	/* Used once: wipe it now rather than at exit. */
-	secret_free(a->password);
-	a->password = NULL;
 	return ret;
 }
 

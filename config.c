@@ -1,8 +1,9 @@
 /*
  * The configuration (SPEC sections 2, 3 and 5): the system and user
  * files in msmtp's syntax, the environment and the command line,
- * resolved into one struct account; and the password sources that the
- * send path consults only when it is about to authenticate.
+ * resolved into one struct account.  A literal password found on the
+ * way is kept there only until secret.c takes it; every other password
+ * source is secret.c's.
  *
  * Every value is checked and normalized where it is read, so that an
  * error can name the file and line (or variable, or option) it came
@@ -45,7 +46,6 @@
 #define IOBUF_SIZE	8192		/* stdio buffer of a config file */
 #define ACCOUNTS_MAX	1000
 #define PARENTS_MAX	32		/* account NAME : P1,P2,... */
-#define SECRET_MAX	(64 * 1024)	/* passwordeval output, secret files */
 #define SHOWN_MAX	80		/* of a bad value quoted in an error */
 #define WHERE_MAX	4200		/* "FILE:LINE" */
 #define TIMEOUT_MAX	86400
@@ -299,16 +299,6 @@ enum { CF_SYSTEM = 1, CF_USER = 2 };
 /*
  * Small helpers.
  */
-
-static char *
-concat3(const char *a, const char *b, const char *c)
-{
-	size_t	 n = strlen(a) + strlen(b) + strlen(c) + 1;
-	char	*p = xcalloc(1, n);
-
-	snprintf(p, n, "%s%s%s", a, b, c);
-	return p;
-}
 
 static int
 directive_index(const char *name)
@@ -1484,23 +1474,6 @@ account_choose(const struct clist *all, const struct cmdline *cl,
  * The environment (SPEC section 5).
  */
 
-/*
- * Take SMARTHOST_PASSWORD out of the environment first thing, wiping
- * the copy that /proc/PID/environ shows, so no child ever inherits it.
- */
-static char *
-env_take_password(void)
-{
-	char	*v = getenv("SMARTHOST_PASSWORD"), *copy;
-
-	if (v == NULL)
-		return NULL;
-	copy = *v != '\0' ? xstrdup(v) : NULL;
-	explicit_bzero(v, strlen(v));
-	unsetenv("SMARTHOST_PASSWORD");
-	return copy;
-}
-
 static int
 hexval(int c)
 {
@@ -1971,7 +1944,7 @@ config_account(const struct cmdline *cl, struct account *a,
 	memset(&env, 0, sizeof(env));
 	memset(&over, 0, sizeof(over));
 	memset(&fin, 0, sizeof(fin));
-	password = env_take_password();
+	password = secret_env_take();
 	ctx_init(&c);
 	rc = conf_load(&c, cl, &all, &f, err);
 	if (rc == 0)
@@ -2010,399 +1983,33 @@ config_account(const struct cmdline *cl, struct account *a,
 }
 
 /*
- * Password sources, consulted by the send path just before AUTH.
+ * Every account the files define, for -q and -bp, which look at each
+ * one's queue.  With no account at all, the environment's: ".".
  */
-static long long
-mono_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-eval_child(const char *cmd, int wfd)
-{
-	int	 nul;
-
-	/* stdin is the message: the command must not eat it. */
-	if ((nul = open("/dev/null", O_RDONLY)) == -1 ||
-	    dup2(nul, STDIN_FILENO) == -1 || dup2(wfd, STDOUT_FILENO) == -1)
-		_exit(127);
-	/* A setgid install runs the command in the caller's name. */
-	priv_child();
-	execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-	_exit(127);
-}
-
-/* 0 at end of output, 1 when the buffer is full, -1 at the deadline. */
-static int
-eval_read(int fd, char *buf, size_t *len, long long deadline)
-{
-	struct pollfd	 pfd = { fd, POLLIN, 0 };
-	long long	 left;
-	ssize_t		 n;
-
-	while (*len < SECRET_MAX) {
-		if ((left = deadline - mono_ms()) <= 0)
-			return -1;
-		if (poll(&pfd, 1, (int)left) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (pfd.revents == 0)
-			continue;
-		n = read(fd, buf + *len, SECRET_MAX - *len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return 0;
-		*len += (size_t)n;
-	}
-	return 1;
-}
-
-/* Reap the child, killing it at the deadline; -1 when it was killed. */
-static int
-eval_wait(pid_t pid, long long deadline, int *status)
-{
-	struct timespec	 ts = { 0, 10 * 1000 * 1000 };
-	pid_t		 r;
-
-	for (;;) {
-		if ((r = waitpid(pid, status, WNOHANG)) == pid)
-			return 0;
-		if (r == -1 && errno != EINTR)
-			return 0;
-		if (mono_ms() >= deadline) {
-			kill(pid, SIGKILL);
-			while (waitpid(pid, status, 0) == -1 && errno == EINTR)
-				;
-			return -1;
-		}
-		nanosleep(&ts, NULL);
-	}
-}
-
-/* The first line of buf, without its line end; NULL when there is none. */
-static char *
-first_line(const char *buf, size_t len, int *toolong)
-{
-	const char	*nl = memchr(buf, '\n', len);
-	size_t		 n;
-	char		*line;
-
-	*toolong = nl == NULL && len >= SECRET_MAX;
-	n = nl != NULL ? (size_t)(nl - buf) : len;
-	if (n > 0 && buf[n - 1] == '\r')
-		n--;
-	if (*toolong || n == 0 || memchr(buf, '\0', n) != NULL)
-		return NULL;
-	line = xcalloc(1, n + 1);
-	memcpy(line, buf, n);
-	return line;
-}
-
-static int
-eval_result(const char *buf, size_t len, int status, char **out,
+int
+config_account_names(const struct cmdline *cl, char ***out, size_t *n,
     struct error *err)
 {
-	int	 toolong;
-
-	if (WIFSIGNALED(status))
-		return error_set(err, EX_CONFIG, "passwordeval command was "
-		    "killed by signal %d", WTERMSIG(status));
-	if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
-		return error_set(err, EX_CONFIG, "passwordeval command exited "
-		    "with status %d", WEXITSTATUS(status));
-	if ((*out = first_line(buf, len, &toolong)) != NULL)
-		return 0;
-	if (toolong)
-		return error_set(err, EX_CONFIG, "passwordeval command printed "
-		    "more than 64 KiB without a line end");
-	return error_set(err, EX_CONFIG, "passwordeval command printed no "
-	    "password: it must print the password on its first line");
-}
-
-static int
-eval_run(const struct account *a, char **out, struct error *err)
-{
-	long long	 deadline;
-	char		*buf;
-	size_t		 len = 0;
-	pid_t		 pid;
-	int		 fds[2], status = 0, rc, killed;
-
-	if (pipe2(fds, O_CLOEXEC) == -1)
-		return error_set(err, EX_OSERR, "passwordeval: cannot create "
-		    "a pipe: %s", strerror(errno));
-	fflush(NULL);
-	if ((pid = fork()) == -1) {
-		close(fds[0]);
-		close(fds[1]);
-		return error_set(err, EX_OSERR, "passwordeval: cannot fork: "
-		    "%s", strerror(errno));
-	}
-	if (pid == 0)
-		eval_child(a->passwordeval, fds[1]);
-	close(fds[1]);
-	deadline = mono_ms() + (long long)(a->timeout > 0 ? a->timeout : 60) *
-	    1000;
-	buf = xcalloc(1, SECRET_MAX);
-	rc = eval_read(fds[0], buf, &len, deadline);
-	close(fds[0]);
-	killed = eval_wait(pid, rc == -1 ? 0 : deadline, &status) == -1;
-	/* Stopping at 64 KiB kills a longer writer with SIGPIPE: fine. */
-	if (rc == 1 && !killed && WIFSIGNALED(status) &&
-	    WTERMSIG(status) == SIGPIPE)
-		status = 0;
-	if (rc == -1 || killed)
-		rc = error_set(err, EX_CONFIG, "passwordeval command did not "
-		    "finish within %d seconds and was killed (the timeout "
-		    "directive sets the limit)", a->timeout);
-	else
-		rc = eval_result(buf, len, status, out, err);
-	explicit_bzero(buf, SECRET_MAX);
-	free(buf);
-	return rc;
-}
-
-/* The first line of a secret file; 1 when it does not exist. */
-static int
-secret_file(const char *path, char **out, struct error *err)
-{
-	char	*buf;
-	size_t	 len = 0;
-	ssize_t	 n;
-	int	 fd, toolong;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
-		if (errno == ENOENT)
-			return 1;
-		return error_set(err, EX_CONFIG, "cannot read %s: %s", path,
-		    strerror(errno));
-	}
-	buf = xcalloc(1, SECRET_MAX);
-	while (len < SECRET_MAX &&
-	    (n = read(fd, buf + len, SECRET_MAX - len)) > 0)
-		len += (size_t)n;
-	close(fd);
-	*out = first_line(buf, len, &toolong);
-	explicit_bzero(buf, SECRET_MAX);
-	free(buf);
-	if (*out == NULL)
-		return error_set(err, EX_CONFIG, "%s holds no password: it "
-		    "must be on the first line", path);
-	return 0;
-}
-
-/*
- * ~/.netrc: blank-separated tokens ("quoted" allowed), entries that
- * start with `machine NAME' or `default', macro definitions skipped.
- */
-struct netrc {
-	char	*p, *end;
-	int	 term;		/* the character that ended the last token */
-};
-
-static char *
-netrc_token(struct netrc *n)
-{
-	char	*tok, *w;
-
-	while (n->p < n->end && isspace((unsigned char)*n->p))
-		n->p++;
-	if (n->p >= n->end)
-		return NULL;
-	if (*n->p == '"') {
-		for (tok = w = ++n->p; n->p < n->end && *n->p != '"';) {
-			if (*n->p == '\\' && n->p + 1 < n->end)
-				n->p++;
-			*w++ = *n->p++;
-		}
-	} else {
-		for (tok = n->p; n->p < n->end &&
-		    !isspace((unsigned char)*n->p); n->p++)
-			;
-		w = n->p;
-	}
-	n->term = n->p < n->end ? *n->p : '\0';
-	if (n->p < n->end)
-		n->p++;
-	*w = '\0';
-	return tok;
-}
-
-/* A macro body runs from the line after `macdef NAME' to an empty line. */
-static void
-netrc_skip_macro(struct netrc *n)
-{
-	if (netrc_token(n) == NULL)
-		return;
-	if (n->term != '\n')
-		while (n->p < n->end && *n->p++ != '\n')
-			;
-	while (n->p < n->end) {
-		if (*n->p == '\n') {
-			n->p++;
-			return;
-		}
-		while (n->p < n->end && *n->p++ != '\n')
-			;
-	}
-}
-
-struct netrc_entry {
-	int		 in;		/* inside an entry */
-	const char	*machine;	/* NULL for `default' */
-	const char	*login, *password;
-};
-
-static int
-netrc_match(const struct netrc_entry *e, const struct account *a)
-{
-	if (!e->in || e->password == NULL)
-		return 0;
-	if (a->user != NULL && (e->login == NULL ||
-	    strcmp(e->login, a->user) != 0))
-		return 0;
-	return e->machine == NULL || strcasecmp(e->machine, a->host) == 0;
-}
-
-/* The password of the first entry for the host, else of `default'. */
-static char *
-netrc_search(char *buf, size_t len, const struct account *a)
-{
-	struct netrc		 n = { buf, buf + len, 0 };
-	struct netrc_entry	 e = { 0, NULL, NULL, NULL };
-	const char		*def = NULL;
-	char			*tok, *val;
-
-	for (;;) {
-		tok = netrc_token(&n);
-		if (tok == NULL || strcmp(tok, "machine") == 0 ||
-		    strcmp(tok, "default") == 0) {
-			if (netrc_match(&e, a) && e.machine != NULL)
-				return xstrdup(e.password);
-			if (netrc_match(&e, a) && def == NULL)
-				def = e.password;
-			if (tok == NULL)
-				break;
-			memset(&e, 0, sizeof(e));
-			e.in = 1;
-			if (strcmp(tok, "machine") == 0 &&
-			    (e.machine = netrc_token(&n)) == NULL)
-				break;
-		} else if (strcmp(tok, "macdef") == 0)
-			netrc_skip_macro(&n);
-		else if ((val = netrc_token(&n)) == NULL)
-			break;
-		else if (strcmp(tok, "login") == 0)
-			e.login = val;
-		else if (strcmp(tok, "password") == 0)
-			e.password = val;
-	}
-	return def != NULL ? xstrdup(def) : NULL;
-}
-
-static int
-netrc_read(const char *home, const struct account *a, char **out)
-{
-	struct stat	 st;
-	char		*path, *buf;
-	ssize_t		 n;
-	size_t		 len = 0;
-	int		 fd;
-
-	path = concat3(home, "/.netrc", "");
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
-		free(path);
-		return 0;
-	}
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
-	    st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
-		log_warn("ignoring %s: it must be your own file and not "
-		    "readable by others (run chmod 600 %s)", path, path);
-		close(fd);
-		free(path);
-		return 0;
-	}
-	free(path);
-	buf = xcalloc(1, CONF_SIZE_MAX + 1);
-	while (len < CONF_SIZE_MAX &&
-	    (n = read(fd, buf + len, CONF_SIZE_MAX - len)) > 0)
-		len += (size_t)n;
-	close(fd);
-	*out = netrc_search(buf, len, a);
-	explicit_bzero(buf, CONF_SIZE_MAX + 1);
-	free(buf);
-	return 0;
-}
-
-static int
-needs_password(const char *mech)
-{
-	return strcmp(mech, "EXTERNAL") != 0 &&
-	    strcmp(mech, "ANONYMOUS") != 0 && strcmp(mech, "GSSAPI") != 0;
-}
-
-int
-config_password(struct account *a, struct error *err)
-{
-	const char	*dir, *file;
-	char		*path, *home;
-	struct passwd	*pw;
+	struct ctx	 c;
+	struct clist	 all = { NULL, 0 };
+	struct files	 f;
+	size_t		 i;
 	int		 rc;
 
-	/* Any user can listen there while the relay is down. */
-	if (a->auth != NULL && a->system && priv_restricted() &&
-	    a->port >= 1024 && (!a->tls || (!a->certcheck &&
-	    !a->has_fingerprint)))
-		return error_set(err, EX_CONFIG, "account %s in %s would send "
-		    "the system password to port %d without a checked TLS "
-		    "certificate, and any user can listen on a port above "
-		    "1023 while the relay is down: use TLS with certificate "
-		    "checks (or tls_fingerprint), or a port below 1024",
-		    a->name, a->source, a->port);
-	if (a->auth == NULL || a->password != NULL ||
-	    !needs_password(a->auth))
-		return 0;
-	/* It would run in the caller's name, for the caller to watch. */
-	if (a->passwordeval != NULL && a->system && priv_restricted())
-		return error_set(err, EX_CONFIG, "passwordeval of account %s "
-		    "in %s cannot keep the password from the users of a "
-		    "setgid install (it runs in their name): put the "
-		    "password itself in that file", a->name, a->source);
-	if (a->passwordeval != NULL)
-		return eval_run(a, &a->password, err);
-	/* The system account's password is the system file's alone. */
-	if (a->system && priv_restricted())
-		return 0;
-	/* Read in the caller's name: a setgid run has dropped its group. */
-	if ((dir = getenv("CREDENTIALS_DIRECTORY")) != NULL && *dir == '/') {
-		path = concat3(dir, "/smarthost-password", "");
-		rc = secret_file(path, &a->password, err);
-		free(path);
-		if (rc != 1)
-			return rc;
+	*out = NULL;
+	*n = 0;
+	memset(&f, 0, sizeof(f));
+	ctx_init(&c);
+	if ((rc = conf_load(&c, cl, &all, &f, err)) == 0) {
+		*out = xcalloc(all.n + 1, sizeof(**out));
+		for (i = 0; i < all.n; i++)
+			(*out)[i] = xstrdup(all.v[i]->name);
+		*n = all.n;
 	}
-	if ((file = getenv("SMARTHOST_PASSWORD_FILE")) != NULL &&
-	    *file != '\0') {
-		if ((rc = secret_file(file, &a->password, err)) == 1)
-			return error_set(err, EX_CONFIG, "cannot read %s "
-			    "(SMARTHOST_PASSWORD_FILE): %s", file,
-			    strerror(ENOENT));
-		return rc;
-	}
-	if ((home = getenv("HOME")) == NULL || *home != '/') {
-		pw = getpwuid(getuid());
-		home = pw != NULL ? pw->pw_dir : NULL;
-	}
-	if (home == NULL || a->host == NULL)
-		return 0;
-	return netrc_read(home, a, &a->password);
+	clist_clear(&all);
+	files_clear(&f);
+	ctx_free(&c);
+	return rc;
 }
 
 /*

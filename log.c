@@ -71,12 +71,22 @@ sanitize(char *dst, size_t size, const char *src)
 	dst[i] = '\0';
 }
 
+/*
+ * Every notice is one line with no control character, whatever went
+ * into it: relay-controlled text (AUTH keywords, certificate names,
+ * replies) can never move the cursor or forge a line of ours.  This is
+ * the one place that guarantees it for stderr.
+ */
 static void
 vlog(const char *prefix, const char *fmt, va_list ap)
 {
 	char	 buf[2048];
+	size_t	 i;
 
 	vsnprintf(buf, sizeof(buf), fmt, ap);
+	for (i = 0; buf[i] != '\0'; i++)
+		if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
+			buf[i] = '?';
 	fprintf(stderr, "%s: %s%s\n", progname, prefix, buf);
 }
 
@@ -103,14 +113,16 @@ log_notice(const char *fmt, ...)
 void
 trace(const char *fmt, ...)
 {
+	char	 buf[REPLY_LINE_MAX + 64];
 	va_list	 ap;
 
 	if (trace_level == 0)
 		return;
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	sanitize(buf, sizeof(buf), buf);
+	fprintf(stderr, "%s\n", buf);
 }
 
 static void
@@ -181,6 +193,65 @@ secret_free(char *s)
 	free(s);
 }
 
+char *
+concat3(const char *a, const char *b, const char *c)
+{
+	size_t	 n = strlen(a) + strlen(b) + strlen(c) + 1;
+	char	*p = xcalloc(1, n);
+
+	snprintf(p, n, "%s%s%s", a, b, c);
+	return p;
+}
+
+/*
+ * The first line of buf (at most max octets were read), without its line
+ * end; NULL when there is none, when it holds a NUL, or (*toolong) when
+ * max octets came without a line end.
+ */
+char *
+first_line(const char *buf, size_t len, size_t max, int *toolong)
+{
+	const char	*nl = memchr(buf, '\n', len);
+	size_t		 n;
+	char		*line;
+
+	*toolong = nl == NULL && len >= max;
+	n = nl != NULL ? (size_t)(nl - buf) : len;
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	if (*toolong || n == 0 || memchr(buf, '\0', n) != NULL)
+		return NULL;
+	line = xcalloc(1, n + 1);
+	memcpy(line, buf, n);
+	return line;
+}
+
+/* The one clock for deadlines and timeouts. */
+long long
+now_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The cause, then the relay's reply, one line each. */
+void
+print_error(const struct error *e)
+{
+	char	*line, *copy, *save;
+
+	log_notice("%s", e->msg);
+	if (e->reply[0] == '\0')
+		return;
+	copy = xstrdup(e->reply);
+	for (line = strtok_r(copy, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save))
+		log_notice("the relay said: %s", line);
+	free(copy);
+}
+
 static const char *
 exit_name(int code)
 {
@@ -249,14 +320,18 @@ append_line(const char *path, const char *line)
 
 /*
  * One line per attempt, in msmtp's format, to the logfile and syslog.
- * It names host, sender and recipients, never a secret.
+ * It names host, sender and recipients, never a secret.  recipients=
+ * are the ones this attempt was for; deferred= and refused= say which
+ * of them did not get it (a partial delivery), and exitcode= is what the
+ * attempt amounts to: EX_OK also for a message kept in the queue.
  */
 void
 log_delivery(const struct account *a, const struct message *m,
-    const struct reply *r, const struct error *e)
+    const struct reply *r, const struct error *e, int code)
 {
 	char	 line[8192], q[1200];
 	size_t	 len = 0, i;
+	int	 st, any;
 
 	if (a->logfile == NULL && !a->syslog)
 		return;
@@ -270,26 +345,35 @@ log_delivery(const struct account *a, const struct message *m,
 	if (a->user != NULL)
 		ADD(" user=%s", a->user);
 	ADD(" from=%s recipients=", m->sender);
-	for (i = 0; i < m->nrcpts; i++)
-		ADD("%s%s", i ? "," : "", m->rcpts[i]);
+	for (i = 0, any = 0; i < m->nrcpts; i++)
+		if (m->rcpts[i].this_run)
+			ADD("%s%s", any++ ? "," : "", m->rcpts[i].addr);
+	for (st = RCPT_DEFERRED; st <= RCPT_REFUSED; st++)
+		for (i = 0, any = 0; i < m->nrcpts; i++)
+			if (m->rcpts[i].this_run &&
+			    (int)m->rcpts[i].state == st)
+				ADD("%s%s", any++ ? "," : st == RCPT_DEFERRED ?
+				    " deferred=" : " refused=",
+				    m->rcpts[i].addr);
 	ADD(" mailsize=%lld", (long long)m->size);
 	if (r != NULL && r->code != 0) {
 		log_quote(q, sizeof(q), r->text);
 		ADD(" smtpstatus=%d smtpmsg='%s'", r->code, q);
 	}
-	if (e != NULL) {
-		if (e->reply[0] != '\0') {
+	if (e != NULL && e->msg[0] != '\0') {
+		if (e->reply[0] != '\0' && (r == NULL || r->code == 0)) {
 			log_quote(q, sizeof(q), e->reply);
 			ADD(" smtpstatus=%.3s smtpmsg='%s'", e->reply, q);
 		}
 		log_quote(q, sizeof(q), e->msg);
 		ADD(" errormsg='%s'", q);
 	}
-	ADD(" exitcode=%s", exit_name(e != NULL ? e->code : EX_OK));
+	ADD(" exitcode=%s", exit_name(code));
 #undef ADD
 	if (a->syslog) {
 		openlog("smarthost", LOG_PID, a->syslog_facility);
-		syslog(e != NULL ? LOG_ERR : LOG_INFO, "%s", line);
+		syslog(code != 0 || (e != NULL && e->msg[0] != '\0') ?
+		    LOG_ERR : LOG_INFO, "%s", line);
 		closelog();
 	}
 	if (a->logfile != NULL)

@@ -1416,8 +1416,11 @@ rcpts_expand(struct ctx *c, struct error *err)
 		return error_set(err, EX_USAGE, "no recipients (use -t to "
 		    "take them from the headers, or name them as "
 		    "arguments)");
-	c->m->rcpts = c->rcpts.v;
+	c->m->rcpts = xcalloc(c->rcpts.n, sizeof(*c->m->rcpts));
+	for (i = 0; i < c->rcpts.n; i++)
+		c->m->rcpts[i].addr = c->rcpts.v[i];
 	c->m->nrcpts = c->rcpts.n;
+	free(c->rcpts.v);
 	c->rcpts.v = NULL;
 	c->rcpts.n = 0;
 	return 0;
@@ -2047,7 +2050,7 @@ envelope_flags(struct ctx *c)
 		m->eightbit = 1;
 	m->smtputf8 = has_8bit(m->sender);
 	for (i = 0; i < m->nrcpts; i++)
-		if (has_8bit(m->rcpts[i]))
+		if (has_8bit(m->rcpts[i].addr))
 			m->smtputf8 = 1;
 }
 
@@ -2098,12 +2101,35 @@ message_free(struct message *m)
 	if (m->fd != -1)
 		close(m->fd);
 	free(m->sender);
-	for (i = 0; i < m->nrcpts; i++)
-		free(m->rcpts[i]);
+	for (i = 0; i < m->nrcpts; i++) {
+		free(m->rcpts[i].addr);
+		free(m->rcpts[i].why);
+	}
 	free(m->rcpts);
 	for (i = 0; i < m->nchanges; i++)
 		free(m->changes[i]);
 	free(m->changes);
 	memset(m, 0, sizeof(*m));
 	m->fd = -1;
+}
+
+/* A recipient's new state, and the relay's words about it, if any. */
+void
+rcpt_set(struct rcpt *r, enum rcpt_state state, const char *why)
+{
+	r->state = state;
+	r->unreported = state == RCPT_REFUSED;
+	free(r->why);
+	r->why = why != NULL && *why != '\0' ? xstrdup(why) : NULL;
+}
+
+size_t
+rcpt_count(const struct message *m, enum rcpt_state state)
+{
+	size_t	 i, n = 0;
+
+	for (i = 0; i < m->nrcpts; i++)
+		if (m->rcpts[i].state == state)
+			n++;
+	return n;
 }

@@ -23,16 +23,6 @@
 
 #include "smarthost.h"
 
-
-long long
-now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int
 bind_source(int fd, int family, const char *source_ip, struct error *e)
 {

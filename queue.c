@@ -47,7 +47,8 @@
 #define LASTLINE_FMT	"smarthost-queue-v1 size=%020lld\n"
 #define LASTLINE_LEN	45		/* strlen of LASTLINE_FMT, printed */
 #define TRAILER_MAX	(RCPT_MAX * (ADDR_MAX + 8) + 4096)
-#define STATUS_MAX	4096		/* bytes of one ID.status file */
+#define STATUS_MAX	(RCPT_MAX * (WHY_MAX + 32) + 4096) /* ID.status */
+#define WHY_MAX		300		/* a recipient's reason, kept */
 #define ERROR_TEXT_MAX	900		/* a reason kept in status, mbox */
 #define NAME_MAX_LEN	255		/* account name */
 #define ENVID_MAX_LEN	100		/* RFC 3461 ENVID */
@@ -58,6 +59,8 @@
 #define TMP_PREFIX	".tmp-"
 #define STATUS_SUFFIX	".status"
 #define COPY_BUF	65536
+#define STALE_STATUS	600		/* a .tmp-ID.status, in seconds */
+#define STALE_SPOOL	86400		/* an uncommitted spool file */
 
 static int	 shared_refused(const struct account *, int, struct error *);
 static int	 dir_open(const char *, int, int *, int *, struct error *);
@@ -75,13 +78,14 @@ static const char *dsn_notify_value(const char *);
 static const char *dsn_return_value(const char *);
 static void	 queue_id(char *, size_t);
 static int	 entry_link(int, int, const char *, char *, struct error *);
+static void	 reason_clean(char *);
 static void	 reason_line(char *, size_t, const struct error *);
-static int	 status_update(struct qentry *, const struct error *, int,
+static int	 status_write(int, struct qentry *, const struct message *,
 		    struct error *);
-static int	 status_write(int, struct qentry *, struct error *);
+static int	 status_rcpt(char *, struct message *, unsigned char *);
 static int	 dead_letter_lock(int);
 static int	 dead_letter_write(FILE *, const struct message *,
-		    const struct error *, time_t);
+		    const struct error *, const char *, time_t);
 struct mbox;
 static void	 mbox_flush_prefix(struct mbox *, int);
 static void	 mbox_quote(struct mbox *, int);
@@ -90,6 +94,7 @@ static int	 mbox_body(FILE *, const struct message *);
 static int	 scan_fd(int, const char *, char ***, size_t *,
 		    struct error *);
 static int	 scan_ours(int, const char *);
+static void	 scan_stale(int, const char *);
 static int	 scan_compare(const void *, const void *);
 static int	 id_valid(const char *);
 static int	 dir_open_raised(const char *, int, int *, int *,
@@ -103,10 +108,15 @@ static int	 trailer_parse(char *, struct qentry *, struct message *,
 static char	*line_take(char **, const char *);
 static int	 number_parse(const char *, long long, long long *);
 static int	 status_read(int, const char *, struct qentry *,
-		    const char **);
+		    struct message *, const char **);
+static int	 status_legacy(char **, struct message *);
+static ssize_t	 read_all(int, char *, size_t);
 static void	 message_clear(struct message *);
 static void	 list_entry(FILE *, int, int, int, const char *, const char *,
 		    time_t, long long *, size_t *, size_t *);
+static void	 list_rcpt(FILE *, int, const struct rcpt *);
+static void	 list_status(FILE *, int, const struct qentry *,
+		    const struct message *, int, time_t);
 static void	 list_line(FILE *, int, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
 static void	 age_string(char *, size_t, time_t);
@@ -441,8 +451,9 @@ spool_copy(int dfd, const char *dir, int shared, struct message *m,
 		}
 		off += n;
 	}
-	if (dup2(fd, m->fd) == -1) {
-		error_set(e, EX_OSERR, "dup2: %s", strerror(errno));
+	/* dup2 would clear close-on-exec: a passwordeval child gets it. */
+	if (dup3(fd, m->fd, O_CLOEXEC) == -1) {
+		error_set(e, EX_OSERR, "dup3: %s", strerror(errno));
 		goto fail;
 	}
 	free(buf);
@@ -470,7 +481,7 @@ trailer_write(const struct account *a, const struct message *m, time_t now,
 	    (m->dsn_return && !dsn_return_value(m->dsn_return)) ||
 	    (m->dsn_envid && !value_ok(m->dsn_envid, ENVID_MAX_LEN, 0));
 	for (i = 0; !bad && i < m->nrcpts; i++)
-		bad = !value_ok(m->rcpts[i], ADDR_MAX, 0);
+		bad = !value_ok(m->rcpts[i].addr, ADDR_MAX, 0);
 	if (bad)
 		return error_set(e, EX_SOFTWARE, "cannot queue the message: "
 		    "its envelope has an empty, overlong or unprintable value");
@@ -480,7 +491,7 @@ trailer_write(const struct account *a, const struct message *m, time_t now,
 	fprintf(fp, TRAILER_MAGIC "account %s\nsender %s\n", a->name,
 	    m->sender);
 	for (i = 0; i < m->nrcpts; i++)
-		fprintf(fp, "rcpt %s\n", m->rcpts[i]);
+		fprintf(fp, "rcpt %s\n", m->rcpts[i].addr);
 	if (m->dsn_notify)
 		fprintf(fp, "dsn-notify %s\n", m->dsn_notify);
 	if (m->dsn_return)
@@ -607,28 +618,14 @@ entry_link(int dfd, int fd, const char *dir, char *id, struct error *e)
 }
 
 /*
- * The message has to wait: make the data durable, then count the
- * attempt in ID.status.
+ * Some recipients wait (or refusals wait for their owner's run): make
+ * the data durable, then record the attempt and every recipient's state
+ * in ID.status.  backoff: the relay answered about this message, so the
+ * next try waits (queue_backoff); without it any run tries again.
  */
 int
-queue_defer(struct qentry *q, const struct error *why, struct error *e)
-{
-	return status_update(q, why, 0, e);
-}
-
-/*
- * Refused for good, but another user's message in the shared queue:
- * marked so, it waits for its owner's run.
- */
-int
-queue_refuse(struct qentry *q, const struct error *why, struct error *e)
-{
-	return status_update(q, why, 1, e);
-}
-
-static int
-status_update(struct qentry *q, const struct error *why, int refused,
-    struct error *e)
+queue_defer(struct qentry *q, const struct message *m,
+    const struct error *why, int backoff, struct error *e)
 {
 	time_t	 now = time(NULL);
 	int	 dfd, rc, shared;
@@ -644,12 +641,36 @@ status_update(struct qentry *q, const struct error *why, int refused,
 	if (q->first == 0)
 		q->first = now;
 	q->last = now;
-	q->refused = refused;
+	q->next = backoff ? now + queue_backoff(q->attempts) : 0;
 	q->shared = shared;
 	reason_line(q->error, sizeof(q->error), why);
-	rc = status_write(dfd, q, e);
+	rc = status_write(dfd, q, m, e);
 	dir_close(dfd);
 	return rc;
+}
+
+/*
+ * How long a message waits after its Nth failed attempt that the relay
+ * answered: 5 minutes, doubling up to 4 hours (Postfix: 300 s to 4000 s;
+ * dma: 5 min to 3 h).
+ */
+time_t
+queue_backoff(unsigned attempts)
+{
+	time_t	 t = 300;
+
+	while (attempts-- > 1 && t < 4 * 3600)
+		t *= 2;
+	return t > 4 * 3600 ? 4 * 3600 : t;
+}
+
+/* Control characters (the relay's line breaks) made blanks. */
+static void
+reason_clean(char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = ' ';
 }
 
 /* One line: the message, then the relay's reply unless already in it. */
@@ -668,9 +689,7 @@ reason_line(char *buf, size_t size, const struct error *why)
 		    why->msg[0] != '\0' ? " " : "", why->reply);
 	else
 		snprintf(text, sizeof(text), "%s", why->msg);
-	for (i = 0; text[i] != '\0'; i++)
-		if ((unsigned char)text[i] < 0x20 || text[i] == 0x7f)
-			text[i] = ' ';
+	reason_clean(text);
 	if (size > ERROR_TEXT_MAX + 1)
 		size = ERROR_TEXT_MAX + 1;
 	i = strnlen(text, size - 1);
@@ -678,26 +697,53 @@ reason_line(char *buf, size_t size, const struct error *why)
 	buf[i] = '\0';
 }
 
-/* Written aside, synced, renamed over the old one, directory synced. */
+/*
+ * attempts, first, last, next, error, then one "rcpt INDEX STATE [WHY]"
+ * line for each recipient that is not simply waiting for its first
+ * try.  Written aside, synced, renamed over the old one, directory
+ * synced.
+ */
 static int
-status_write(int dfd, struct qentry *q, struct error *e)
+status_write(int dfd, struct qentry *q, const struct message *m,
+    struct error *e)
 {
-	char	 tmp[64], name[64], buf[STATUS_MAX];
-	int	 fd, len;
+	static const char *const names[] = { "pending", "sent", "deferred",
+	    "refused" };
+	char	 tmp[64], name[64], why[WHY_MAX + 1], *buf = NULL;
+	size_t	 len = 0, i;
+	FILE	*fp;
+	int	 fd = -1, ok;
 
 	snprintf(tmp, sizeof(tmp), TMP_PREFIX "%s" STATUS_SUFFIX, q->id);
 	snprintf(name, sizeof(name), "%s" STATUS_SUFFIX, q->id);
-	len = snprintf(buf, sizeof(buf), "attempts %u\nfirst %lld\n"
-	    "last %lld\nerror %s\n%s", q->attempts, (long long)q->first,
-	    (long long)q->last, q->error, q->refused ? "refused 1\n" : "");
-	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
-	    O_CLOEXEC, 0600);
-	if (fd == -1 || (q->shared && fchmod(fd, 0640) == -1) ||
-	    write(fd, buf, (size_t)len) != len ||
-	    fsync(fd) == -1 || renameat(dfd, tmp, dfd, name) == -1 ||
-	    fsync(dfd) == -1) {
+	if ((fp = open_memstream(&buf, &len)) == NULL)
+		return error_set(e, EX_OSERR, "open_memstream: %s",
+		    strerror(errno));
+	fprintf(fp, "attempts %u\nfirst %lld\nlast %lld\nnext %lld\n"
+	    "error %s\n", q->attempts, (long long)q->first,
+	    (long long)q->last, (long long)q->next, q->error);
+	for (i = 0; i < m->nrcpts; i++) {
+		if (m->rcpts[i].state == RCPT_PENDING)
+			continue;
+		snprintf(why, sizeof(why), "%s", m->rcpts[i].why != NULL ?
+		    m->rcpts[i].why : "");
+		reason_clean(why);
+		fprintf(fp, "rcpt %zu %s%s%s\n", i, m->rcpts[i].unreported ?
+		    "unreported" : names[m->rcpts[i].state],
+		    why[0] != '\0' ? " " : "", why);
+	}
+	ok = fclose(fp) == 0 && len <= STATUS_MAX;
+	if (ok) {
+		fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC |
+		    O_NOFOLLOW | O_CLOEXEC, 0600);
+		ok = fd != -1 && (!q->shared || fchmod(fd, 0640) == 0) &&
+		    write(fd, buf, len) == (ssize_t)len && fsync(fd) == 0 &&
+		    renameat(dfd, tmp, dfd, name) == 0 && fsync(dfd) == 0;
+	}
+	free(buf);
+	if (!ok) {
 		error_set(e, EX_IOERR, "cannot write %s%s: %s", q->path,
-		    STATUS_SUFFIX, strerror(errno));
+		    STATUS_SUFFIX, strerror(errno != 0 ? errno : EFBIG));
 		if (fd != -1)
 			close(fd);
 		(void)unlinkat(dfd, tmp, 0);
@@ -753,7 +799,7 @@ queue_done(struct qentry *q)
  */
 int
 queue_dead_letter(const struct account *a, const struct message *m,
-    const struct error *why, struct error *e)
+    const struct error *why, const char *rcpts, struct error *e)
 {
 	struct stat	 st;
 	FILE		*fp;
@@ -787,7 +833,7 @@ queue_dead_letter(const struct account *a, const struct message *m,
 		return error_set(e, EX_IOERR, "cannot write dead.letter file "
 		    "%s: %s", a->dead_letter, strerror(errno));
 	}
-	rc = dead_letter_write(fp, m, why, time(NULL));
+	rc = dead_letter_write(fp, m, why, rcpts, time(NULL));
 	if (fflush(fp) == EOF || rc == -1 || fsync(fd) == -1) {
 		/* No half message in the mbox: cut back to where we began. */
 		error_set(e, EX_IOERR, "cannot write dead.letter file %s: %s: "
@@ -819,12 +865,19 @@ dead_letter_lock(int fd)
 	return -1;
 }
 
+/*
+ * "From SENDER DATE", why, and, for a message that reached some of its
+ * recipients, the ones it did not reach (RCPTS, comma-separated, folded
+ * at the commas).
+ */
 static int
 dead_letter_write(FILE *fp, const struct message *m, const struct error *why,
-    time_t now)
+    const char *rcpts, time_t now)
 {
 	char		 date[64], reason[ERROR_TEXT_MAX + 1];
 	struct tm	 tm;
+	const char	*p, *comma;
+	size_t		 col, n;
 
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a %b %e %H:%M:%S %Y", &tm);
@@ -832,6 +885,22 @@ dead_letter_write(FILE *fp, const struct message *m, const struct error *why,
 	fprintf(fp, "From %s %s\nX-Smarthost-Error: %s\n",
 	    m->sender != NULL && m->sender[0] != '\0' ? m->sender :
 	    "MAILER-DAEMON", date, reason);
+	if (rcpts != NULL) {
+		fputs("X-Smarthost-Not-Delivered-To:", fp);
+		col = 29;
+		for (p = rcpts; *p != '\0'; p = *comma ? comma + 1 : comma) {
+			if ((comma = strchr(p, ',')) == NULL)
+				comma = p + strlen(p);
+			n = (size_t)(comma - p);
+			if (col > 30 && col + n > 76) {
+				fputs("\n", fp);
+				col = 0;
+			}
+			fprintf(fp, " %.*s%s", (int)n, p, *comma ? "," : "");
+			col += n + 2;
+		}
+		fputc('\n', fp);
+	}
 	return mbox_body(fp, m);
 }
 
@@ -996,9 +1065,12 @@ scan_ours(int dfd, const char *name)
 	struct stat	 st;
 	size_t		 len = strlen(name);
 
-	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
-	    strncmp(name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0)
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
 		return 1;
+	if (strncmp(name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0) {
+		scan_stale(dfd, name);
+		return 1;
+	}
 	if (len != QUEUE_ID_LEN + strlen(STATUS_SUFFIX) ||
 	    strcmp(name + QUEUE_ID_LEN, STATUS_SUFFIX) != 0)
 		return 0;
@@ -1011,6 +1083,27 @@ scan_ours(int dfd, const char *name)
 	    errno == ENOENT)
 		(void)unlinkat(dfd, name, 0);
 	return 1;
+}
+
+/*
+ * What a killed run leaves behind: a status written aside (a second's
+ * work) after ten minutes, a spool file that was never committed (the
+ * caller may write slowly) after a day.
+ */
+static void
+scan_stale(int dfd, const char *name)
+{
+	struct stat	 st;
+	size_t		 len = strlen(name), slen = strlen(STATUS_SUFFIX);
+	time_t		 age;
+
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    !S_ISREG(st.st_mode))
+		return;
+	age = time(NULL) - st.st_mtime;
+	if (len > slen && strcmp(name + len - slen, STATUS_SUFFIX) == 0 ?
+	    age > STALE_STATUS : age > STALE_SPOOL)
+		(void)unlinkat(dfd, name, 0);
 }
 
 static int
@@ -1054,7 +1147,8 @@ queue_ids_free(char **ids, size_t n)
 
 /*
  * An entry, locked for delivery.  Returns 1 when another process holds
- * it or it is already gone: not an error, the caller skips it.
+ * it, it is already gone, or (a user's run, the shared queue) it is
+ * another user's: not an error, the caller skips it.
  */
 int
 queue_open(const char *dir, const char *id, struct qentry *q,
@@ -1078,6 +1172,17 @@ queue_open(const char *dir, const char *id, struct qentry *q,
 		    "open queue file %s/%s: %s", dir, id, strerror(errno));
 		dir_close(dfd);
 		return rc;
+	}
+	/*
+	 * In the shared queue a user's run never locks another user's
+	 * entry: stopped while holding the lock, it would stall the owner's
+	 * and root's runs for as long as it liked.
+	 */
+	if (shared && priv_restricted() && (fstat(fd, &st) == -1 ||
+	    st.st_uid != getuid())) {
+		close(fd);
+		dir_close(dfd);
+		return 1;
 	}
 	rc = flock(fd, LOCK_EX | LOCK_NB) == -1 ? (errno == EWOULDBLOCK ? 1 :
 	    error_set(e, EX_IOERR, "cannot lock queue file %s/%s: %s", dir,
@@ -1122,7 +1227,7 @@ entry_read(int dfd, const char *dir, const char *id, int fd, int shared,
 		return -1;
 	}
 	if (trailer_read(fd, st.st_size, q, m, why) == -1 ||
-	    status_read(dfd, id, q, why) == -1) {
+	    status_read(dfd, id, q, m, why) == -1) {
 		message_clear(m);
 		qentry_free(q);
 		return -1;
@@ -1218,7 +1323,8 @@ trailer_parse(char *p, struct qentry *q, struct message *m, const char **why)
 			return -1;
 		m->rcpts = xreallocarray(m->rcpts, m->nrcpts + 1,
 		    sizeof(*m->rcpts));
-		m->rcpts[m->nrcpts++] = xstrdup(v);
+		memset(&m->rcpts[m->nrcpts], 0, sizeof(*m->rcpts));
+		m->rcpts[m->nrcpts++].addr = xstrdup(v);
 	}
 	*why = "no recipient";
 	if (m->nrcpts == 0)
@@ -1288,17 +1394,24 @@ number_parse(const char *s, long long max, long long *out)
 	return 0;
 }
 
-/* ID.status, if there is one: attempts, first, last, error. */
+/*
+ * ID.status, if there is one: attempts, first, last, next, error, then
+ * the recipients' states.  Files of the first format (no next line, a
+ * "refused 1" line for a message refused for good) read too.
+ */
 static int
-status_read(int dfd, const char *id, struct qentry *q, const char **why)
+status_read(int dfd, const char *id, struct qentry *q, struct message *m,
+    const char **why)
 {
-	char		 name[64], buf[STATUS_MAX + 1], *p;
-	const char	*v[4], *r;
-	static const char *const keys[4] = { "attempts", "first", "last",
-	    "error" };
-	long long	 n[3];
+	char		 name[64], *buf, *p;
+	const char	*v[5];
+	static const char *const keys[5] = { "attempts", "first", "last",
+	    "next", "error" };
+	unsigned char	*seen;
+	long long	 n[4];
 	ssize_t		 len;
-	int		 fd, i;
+	size_t		 i;
+	int		 fd, rc = -1;
 
 	snprintf(name, sizeof(name), "%s" STATUS_SUFFIX, id);
 	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
@@ -1307,30 +1420,105 @@ status_read(int dfd, const char *id, struct qentry *q, const char **why)
 	*why = "its status file cannot be read, is too large or is garbled";
 	if (fd == -1)
 		return -1;
-	len = read(fd, buf, sizeof(buf));
+	buf = xcalloc(1, STATUS_MAX + 2);
+	len = read_all(fd, buf, STATUS_MAX + 1);
 	close(fd);
-	if (len < 0 || len > STATUS_MAX)
-		return -1;
-	buf[len] = '\0';
-	if (strlen(buf) != (size_t)len)
-		return -1;
+	seen = xcalloc(m->nrcpts + 1, 1);
+	if (len < 0 || len > STATUS_MAX || strlen(buf) != (size_t)len)
+		goto done;
 	p = buf;
-	for (i = 0; i < 4; i++)
-		if ((v[i] = line_take(&p, keys[i])) == NULL)
-			return -1;
-	if ((r = line_take(&p, "refused")) != NULL && strcmp(r, "1") != 0)
-		return -1;
-	q->refused = r != NULL;
-	if (*p != '\0' || number_parse(v[0], ATTEMPTS_MAX, &n[0]) == -1 ||
+	for (i = 0; i < 5; i++)
+		if ((v[i] = line_take(&p, keys[i])) == NULL && i != 3)
+			goto done;
+	if ((v[3] == NULL && status_legacy(&p, m) == -1) ||
+	    number_parse(v[0], ATTEMPTS_MAX, &n[0]) == -1 ||
 	    number_parse(v[1], LLONG_MAX, &n[1]) == -1 ||
 	    number_parse(v[2], LLONG_MAX, &n[2]) == -1 ||
-	    !value_ok(v[3], ERROR_TEXT_MAX, 1))
-		return -1;
+	    (v[3] != NULL && number_parse(v[3], LLONG_MAX, &n[3]) == -1) ||
+	    !value_ok(v[4], ERROR_TEXT_MAX, 1))
+		goto done;
+	while (*p != '\0')
+		if (status_rcpt(line_take(&p, "rcpt"), m, seen) == -1)
+			goto done;
 	q->attempts = (unsigned)n[0];
 	q->first = (time_t)n[1];
 	q->last = (time_t)n[2];
-	snprintf(q->error, sizeof(q->error), "%s", v[3]);
+	q->next = v[3] != NULL ? (time_t)n[3] : 0;
+	snprintf(q->error, sizeof(q->error), "%s", v[4]);
+	rc = 0;
+done:
+	free(seen);
+	free(buf);
+	return rc;
+}
+
+/* "INDEX STATE [WHY]": each recipient once, at most. */
+static int
+status_rcpt(char *v, struct message *m, unsigned char *seen)
+{
+	static const char *const names[] = { "sent", "deferred", "refused",
+	    "unreported" };
+	static const enum rcpt_state states[] = { RCPT_SENT, RCPT_DEFERRED,
+	    RCPT_REFUSED, RCPT_REFUSED };
+	char		*sp, *st, *why;
+	long long	 i;
+	size_t		 k;
+
+	if (v == NULL || (sp = strchr(v, ' ')) == NULL)
+		return -1;
+	*sp = '\0';
+	if (number_parse(v, (long long)m->nrcpts - 1, &i) == -1 || seen[i])
+		return -1;
+	st = sp + 1;
+	if ((why = strchr(st, ' ')) != NULL)
+		*why++ = '\0';
+	for (k = 0; k < 4 && strcmp(st, names[k]) != 0; k++)
+		;
+	if (k == 4 || (why != NULL && !value_ok(why, WHY_MAX, 0)))
+		return -1;
+	seen[i] = 1;
+	rcpt_set(&m->rcpts[i], states[k], why);
+	m->rcpts[i].unreported = k == 3;
 	return 0;
+}
+
+/*
+ * The first format: an optional "refused 1" after the error line meant
+ * the whole message was refused for good, its owner not yet told.
+ */
+static int
+status_legacy(char **p, struct message *m)
+{
+	const char	*r;
+	size_t		 i;
+
+	if ((r = line_take(p, "refused")) == NULL)
+		return 0;
+	if (strcmp(r, "1") != 0)
+		return -1;
+	for (i = 0; i < m->nrcpts; i++)
+		rcpt_set(&m->rcpts[i], RCPT_REFUSED, NULL);
+	return 0;
+}
+
+/* Up to max octets; the count read, or -1. */
+static ssize_t
+read_all(int fd, char *buf, size_t max)
+{
+	size_t	 len = 0;
+	ssize_t	 n;
+
+	while (len < max) {
+		n = read(fd, buf + len, max - len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return -1;
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	return (ssize_t)len;
 }
 
 /* Frees what trailer_parse allocated; the descriptor is not ours. */
@@ -1340,8 +1528,10 @@ message_clear(struct message *m)
 	size_t	 i;
 
 	free(m->sender);
-	for (i = 0; i < m->nrcpts; i++)
-		free(m->rcpts[i]);
+	for (i = 0; i < m->nrcpts; i++) {
+		free(m->rcpts[i].addr);
+		free(m->rcpts[i].why);
+	}
 	free(m->rcpts);
 	memset(m, 0, sizeof(*m));
 	m->fd = -1;
@@ -1421,6 +1611,7 @@ list_entry(FILE *fp, int width, int dfd, int shared, const char *dir,
 	struct message	 m;
 	const char	*why;
 	char		 age[32];
+	struct stat	 st;
 	size_t		 i;
 	int		 fd, active, rc;
 
@@ -1437,6 +1628,17 @@ list_entry(FILE *fp, int width, int dfd, int shared, const char *dir,
 		(void)flock(fd, LOCK_UN);
 	rc = entry_read(dfd, dir, id, fd, shared, &q, &m, &why);
 	priv_drop();
+	/* Another user's entry, even a corrupt one, is theirs to read. */
+	if (shared && priv_restricted() && (rc == -1 ? fstat(fd, &st) == -1 ||
+	    st.st_uid != getuid() : q.owner != getuid())) {
+		(*hidden)++;
+		if (rc == 0) {
+			message_clear(&m);
+			qentry_free(&q);
+		}
+		close(fd);
+		return;
+	}
 	if (rc == -1) {
 		list_line(fp, width, "%-28s%c (corrupt, left alone: %s)", id,
 		    active ? '*' : ' ', why);
@@ -1444,35 +1646,64 @@ list_entry(FILE *fp, int width, int dfd, int shared, const char *dir,
 		close(fd);
 		return;
 	}
-	if (shared && priv_restricted() && q.owner != getuid()) {
-		(*hidden)++;
-		message_clear(&m);
-		qentry_free(&q);
-		close(fd);
-		return;
-	}
 	age_string(age, sizeof(age), now - q.created);
 	list_line(fp, width, "%-28s%c %8lld %5s  %s", id, active ? '*' : ' ',
 	    (long long)m.size, age, m.sender[0] != '\0' ? m.sender : "<>");
 	for (i = 0; i < m.nrcpts; i++)
-		list_line(fp, width, "%46s%s", "", m.rcpts[i]);
-	age_string(age, sizeof(age), now - q.last);
-	if (q.refused)
-		list_line(fp, width, "  (refused for good, waits for uid %lu "
-		    "to collect it into their dead.letter: %s)",
-		    (unsigned long)q.owner, q.error);
-	else if (q.attempts == 0)
-		list_line(fp, width, "  (%s)", active ? "being sent now" :
-		    "no delivery attempt finished yet");
-	else
-		list_line(fp, width, "  (%u attempt%s, last %s ago: %s)",
-		    q.attempts, q.attempts == 1 ? "" : "s", age, q.error);
+		list_rcpt(fp, width, &m.rcpts[i]);
+	list_status(fp, width, &q, &m, active, now);
 	fputc('\n', fp);
 	*total += m.size;
 	(*count)++;
 	message_clear(&m);
 	qentry_free(&q);
 	close(fd);
+}
+
+/* A recipient, and what became of it when it is not simply waiting. */
+static void
+list_rcpt(FILE *fp, int width, const struct rcpt *r)
+{
+	static const char *const names[] = { "", "sent", "deferred",
+	    "refused" };
+
+	if (r->state == RCPT_PENDING)
+		list_line(fp, width, "%46s%s", "", r->addr);
+	else
+		list_line(fp, width, "%46s%s (%s%s%s)", "", r->addr,
+		    names[r->state], r->why != NULL ? ": " : "",
+		    r->why != NULL ? r->why : "");
+}
+
+/* The attempts so far and when the next one comes. */
+static void
+list_status(FILE *fp, int width, const struct qentry *q,
+    const struct message *m, int active, time_t now)
+{
+	char	 last[32], in[32], next[64];
+	size_t	 i, owed = 0;
+
+	for (i = 0; i < m->nrcpts; i++)
+		owed += m->rcpts[i].unreported;
+	if (owed > 0 && q->shared && q->owner != getuid())
+		list_line(fp, width, "  (%zu refused recipient%s: waits for "
+		    "uid %lu to collect it into their dead.letter)", owed,
+		    owed == 1 ? "" : "s", (unsigned long)q->owner);
+	if (q->attempts == 0) {
+		list_line(fp, width, "  (%s)", active ? "being sent now" :
+		    "no delivery attempt finished yet");
+		return;
+	}
+	age_string(last, sizeof(last), now - q->last);
+	if (active)
+		snprintf(next, sizeof(next), "being sent now");
+	else if (q->next > now) {
+		age_string(in, sizeof(in), q->next - now);
+		snprintf(next, sizeof(next), "next try in %s", in);
+	} else
+		snprintf(next, sizeof(next), "next try at the next run");
+	list_line(fp, width, "  (%u attempt%s, last %s ago, %s: %s)",
+	    q->attempts, q->attempts == 1 ? "" : "s", last, next, q->error);
 }
 
 /* One line, cut with "..." to the width, never inside a UTF-8 char. */

@@ -136,6 +136,8 @@ long_option(struct cmdline *cl, const char *arg, int argc, char **argv,
 		cl->mode = MODE_SERVERINFO;
 	else if (strcmp(arg, "pretend") == 0)
 		cl->mode = MODE_PRETEND;
+	else if (strcmp(arg, "now") == 0)
+		cl->force = 1;
 	else
 		add_override(cl, arg);
 }
@@ -159,6 +161,7 @@ parse_short(struct cmdline *cl, int argc, char **argv, int i)
 		opt[0] = *p;
 		if (*p == 'q') {	/* -q, -q30m, -qf: no daemon */
 			cl->mode = MODE_QUEUE_RUN;
+			cl->force = strcmp(p, "qf") == 0;
 			return i;
 		}
 		if (strchr(WITH_VALUE, *p) == NULL) {
@@ -287,7 +290,8 @@ help(void)
 	    "  -bp            list the queue (as mailq)\n"
 	    "  -bs            speak SMTP on standard input and output\n"
 	    "  -bi            do nothing (as newaliases)\n"
-	    "  -q[INTERVAL]   deliver the queue now\n"
+	    "  -q[INTERVAL]   deliver what is due in the queue now\n"
+	    "  -qf, -q --now  deliver the whole queue now, due or not\n"
 	    "  -v             show the SMTP dialogue (secrets redacted)\n"
 	    "  -X FILE        log file\n"
 	    "  -C FILE        configuration file (instead of the usual ones)\n"
@@ -332,22 +336,6 @@ terminal_width(void)
 	return ws.ws_col;
 }
 
-/* The cause, then the relay's reply, one line each. */
-static void
-print_error(const struct error *e)
-{
-	char	*line, *copy, *save;
-
-	log_notice("%s", e->msg);
-	if (e->reply[0] == '\0')
-		return;
-	copy = xstrdup(e->reply);
-	for (line = strtok_r(copy, "\n", &save); line != NULL;
-	    line = strtok_r(NULL, "\n", &save))
-		log_notice("the relay said: %s", line);
-	free(copy);
-}
-
 static void
 die(const struct error *e)
 {
@@ -362,372 +350,19 @@ pretend(const struct cmdline *cl, struct account *a)
 	struct error	 e;
 	size_t		 i;
 
+	memset(&e, 0, sizeof(e));
 	if (message_read(STDIN_FILENO, -1, cl, a, &m, &e) == -1)
 		die(&e);
 	config_print(stdout, a);
 	printf("envelope sender: <%s>\n", m.sender);
 	for (i = 0; i < m.nrcpts; i++)
-		printf("recipient: <%s>\n", m.rcpts[i]);
+		printf("recipient: <%s>\n", m.rcpts[i].addr);
 	printf("message: %lld octets%s%s%s\n", (long long)m.size,
 	    m.eightbit ? ", 8-bit" : "", m.smtputf8 ? ", SMTPUTF8" : "",
 	    m.has_nul ? ", NUL bytes" : "");
 	for (i = 0; i < m.nchanges; i++)
 		printf("header change: %s\n", m.changes[i]);
 	message_free(&m);
-}
-
-/*
- * What a failure means for the message (SPEC 1, issue 5): a permanent
- * refusal goes to dead.letter; anything else keeps it queued, because a
- * person (77, 78, 76) or time (75) can fix the cause.
- */
-static int
-permanent(const struct error *e)
-{
-	return e->code == EX_DATAERR;
-}
-
-/*
- * Another user's message in the shared queue of a setgid install: kept
- * for later, or, refused for good, marked so for its owner's next run,
- * which moves it to the owner's dead.letter, never to ours.  What the
- * relay said about it is not ours to read either.
- */
-static int
-settle_other(struct qentry *q, const struct error *why, int quiet)
-{
-	struct error	 e;
-
-	memset(&e, 0, sizeof(e));
-	if (!permanent(why))
-		return queue_defer(q, why, &e) == -1 ? EX_IOERR : why->code;
-	if (queue_refuse(q, why, &e) == -1) {
-		log_notice("%s", e.msg);
-		return EX_IOERR;
-	}
-	if (!quiet)
-		log_notice("message %s of uid %lu was refused for good; it "
-		    "stays in the system queue until its owner's next run "
-		    "moves it to their dead.letter", q->id,
-		    (unsigned long)q->owner);
-	return why->code;
-}
-
-/*
- * Settle one message after an attempt: delivered, refused for good
- * (dead.letter), or kept for later.  Returns the exit code for it.
- */
-static int
-settle(const struct account *a, struct message *m, struct qentry *q,
-    int queued, int rc, const struct error *why, int quiet)
-{
-	struct error	 e;
-	const char	*hint;
-
-	memset(&e, 0, sizeof(e));
-	if (rc == 0) {
-		if (queued)
-			(void)queue_done(q);
-		return EX_OK;
-	}
-	if (queued && q->shared && q->owner != getuid())
-		return settle_other(q, why, quiet);
-	if (!quiet) {
-		print_error(why);
-		if (a->provider != NULL &&
-		    (hint = provider_hint(a->provider, why->reply)) != NULL)
-			log_notice("hint for %s: %s", a->provider, hint);
-	}
-	if (permanent(why) || !a->queue || !queued) {
-		/* Refused for good, or nowhere to keep it: dead.letter. */
-		if (queue_dead_letter(a, m, why, &e) == -1) {
-			log_notice("%s", e.msg);
-			if (queued) {
-				log_notice("the message stays in the queue as "
-				    "%s", q->id);
-				(void)queue_defer(q, why, &e);
-			}
-			return queued ? why->code : EX_IOERR;
-		}
-		if (queued)
-			(void)queue_done(q);
-		log_notice("the message was appended to %s", a->dead_letter);
-		return why->code;
-	}
-	if (queue_defer(q, why, &e) == -1) {
-		log_notice("%s", e.msg);
-		return EX_IOERR;
-	}
-	if (why->code == EX_TEMPFAIL) {
-		log_notice("queued as %s; it will be sent by the next run or "
-		    "sendmail -q", q->id);
-		return EX_OK;
-	}
-	log_notice("the message is kept in the queue as %s: fix the cause, "
-	    "then run sendmail -q", q->id);
-	return why->code;
-}
-
-/* A fresh connection after the last one broke. */
-static int
-reconnect(struct account *a, struct session **sp, struct error *e)
-{
-	smtp_close(*sp);
-	*sp = smtp_open(a, e);
-	return *sp == NULL ? -1 : 0;
-}
-
-/*
- * Messages flushed per round trip (RFC 2920 pipelining across them).
- * Against Postfix on loopback, 32 was slower than 1 to 8 (its per-message
- * work dominates and larger batches stalled); 8 still divides a real
- * network's round trips by eight.
- */
-#define WINDOW	8
-
-/*
- * Whose mail a flush takes: the caller's, other users' (in the shared
- * queue of a setgid install), or both.
- */
-enum { FLUSH_OWN = 1, FLUSH_OTHERS = 2, FLUSH_ALL = 3 };
-
-/* What a queue run did, for its progress line and summary. */
-struct flush {
-	int		 quiet;		/* the caller's own message follows */
-	int		 tty;		/* stderr is a terminal */
-	unsigned	 delivered, deferred, refused;
-};
-
-static void
-flush_count(struct flush *f, int rc, const struct error *e)
-{
-	if (rc == 0)
-		f->delivered++;
-	else if (e->code == EX_DATAERR)
-		f->refused++;
-	else
-		f->deferred++;
-	if (f->tty && !f->quiet)
-		fprintf(stderr, "\rsmarthost: queue: %u delivered, %u "
-		    "deferred, %u refused ", f->delivered, f->deferred,
-		    f->refused);
-}
-
-/*
- * Deliver K opened queue entries over the session: in one pipelined
- * batch when every one can be, else one by one.  Each is settled and
- * freed.  Returns -1 when the relay could not be reached.
- */
-static int
-deliver_window(struct account *a, struct session **sp, struct qentry *q,
-    struct message *m, size_t k, struct flush *f)
-{
-	struct message	*mp[WINDOW];
-	struct reply	 r[WINDOW];
-	struct error	 e[WINDOW];
-	int		 rc[WINDOW], ret = 0;
-	size_t		 i, batch = 1;
-
-	memset(e, 0, sizeof(e));
-	if (!smtp_usable(*sp) && reconnect(a, sp, &e[0]) == -1) {
-		for (i = 1; i < k; i++)
-			e[i] = e[0];
-		for (i = 0; i < k; i++)
-			rc[i] = -1;
-		ret = -1;
-	} else {
-		for (i = 0; i < k; i++) {
-			mp[i] = &m[i];
-			batch = batch && smtp_batchable(*sp, &m[i]);
-		}
-		if (batch)
-			smtp_deliver_batch(*sp, mp, k, r, e, rc);
-		else
-			for (i = 0; i < k; i++)
-				rc[i] = smtp_deliver(*sp, &m[i], &r[i], &e[i]);
-	}
-	for (i = 0; i < k; i++) {
-		if (ret == 0)
-			log_delivery(a, &m[i], rc[i] == 0 ? &r[i] : NULL,
-			    rc[i] == 0 ? NULL : &e[i]);
-		if (rc[i] == 0)
-			trace("-- delivered %s from the queue", q[i].id);
-		settle(a, &m[i], &q[i], 1, rc[i], &e[i],
-		    f->quiet || ret == -1);
-		flush_count(f, rc[i], &e[i]);
-		message_free(&m[i]);
-		qentry_free(&q[i]);
-	}
-	if (ret == -1 && !f->quiet)
-		log_notice("%s; %zu queued message%s wait for the next run",
-		    e[0].msg, k, k == 1 ? "" : "s");
-	return ret;
-}
-
-/*
- * What to do with an opened entry: 0 leave it, 1 send it, 2 put it in
- * the caller's dead.letter (refused for good earlier).  In the shared
- * queue of a setgid install a user's run takes only the user's own
- * mail: a run of someone else's they could stop, kill and restart at
- * will.  Root's (the queue timer's) takes all, marks another user's
- * refused mail for its owner, and takes that over once queue_max_age
- * is past.
- */
-static int
-flush_what(const struct account *a, struct qentry *q, int who)
-{
-	int	 own = !q->shared || q->owner == getuid();
-
-	if ((who & (own ? FLUSH_OWN : FLUSH_OTHERS)) == 0)
-		return 0;
-	if (own)
-		return q->refused ? 2 : 1;
-	if (getuid() != 0)
-		return 0;
-	if (!q->refused)
-		return 1;
-	if (queue_expired(a, q)) {
-		q->owner = 0;	/* root's now: settle puts it in root's */
-		return 2;
-	}
-	return 0;
-}
-
-/* Deliver what waits in the queue for this account, oldest first. */
-static void
-flush_account(struct account *a, struct session **sp, const char *skip,
-    int who, struct flush *f)
-{
-	struct qentry	 q[WINDOW];
-	struct message	 m[WINDOW];
-	struct error	 e;
-	char		**ids;
-	size_t		 n, i, k = 0;
-	int		 rc, what;
-
-	memset(&e, 0, sizeof(e));
-	if (queue_scan(a->queue_dir, &ids, &n, &e) == -1) {
-		log_notice("%s", e.msg);
-		return;
-	}
-	for (i = 0; i < n; i++) {
-		if (skip != NULL && strcmp(ids[i], skip) == 0)
-			continue;
-		memset(&e, 0, sizeof(e));
-		rc = queue_open(a->queue_dir, ids[i], &q[k], &m[k], &e);
-		if (rc == 1)
-			continue;	/* another run is sending it */
-		if (rc == -1) {
-			log_notice("%s", e.msg);
-			continue;
-		}
-		if (strcmp(q[k].account, a->name) != 0 ||
-		    (what = flush_what(a, &q[k], who)) == 0) {
-			message_free(&m[k]);
-			qentry_free(&q[k]);
-			continue;
-		}
-		if (what == 2) {
-			error_set(&e, EX_DATAERR, "%s", q[k].error);
-			settle(a, &m[k], &q[k], 1, -1, &e, f->quiet);
-			flush_count(f, -1, &e);
-			message_free(&m[k]);
-			qentry_free(&q[k]);
-			continue;
-		}
-		if (queue_expired(a, &q[k])) {
-			error_set(&e, EX_DATAERR, "not delivered within "
-			    "queue_max_age; last error: %s", q[k].error);
-			settle(a, &m[k], &q[k], 1, -1, &e, f->quiet);
-			flush_count(f, -1, &e);
-			message_free(&m[k]);
-			qentry_free(&q[k]);
-			continue;
-		}
-		if (++k < WINDOW)
-			continue;
-		k = 0;
-		if (deliver_window(a, sp, q, m, WINDOW, f) == -1)
-			break;	/* the relay is gone: the rest waits */
-	}
-	if (k > 0)
-		(void)deliver_window(a, sp, q, m, k, f);
-	queue_ids_free(ids, n);
-}
-
-/* Large messages show how far they got, on a terminal only. */
-#define PROGRESS_MIN	(1024 * 1024)
-
-static void
-show_progress(void *ctx, off_t done, off_t total)
-{
-	(void)ctx;
-	fprintf(stderr, "\rsmarthost: sent %.1f of %.1f MB (%d%%) ",
-	    (double)done / 1e6, (double)total / 1e6,
-	    (int)(done * 100 / (total > 0 ? total : 1)));
-}
-
-/*
- * Read one message from IN and relay it, with the queue behind it.
- * Returns the exit code; everything worth saying is on stderr.
- */
-static int
-deliver_input(const struct cmdline *cl, struct account *a, int in)
-{
-	struct message	 m;
-	struct qentry	 q;
-	struct session	*s = NULL;
-	struct reply	 r;
-	struct error	 e;
-	int		 spool = -1, queued = 0, rc, code;
-
-	memset(&e, 0, sizeof(e));
-	memset(&q, 0, sizeof(q));
-	if (a->queue && queue_spool(a, &spool, &e) == -1) {
-		log_warn("%s; the message cannot be queued", e.msg);
-		spool = -1;
-	}
-	if (message_read(in, spool, cl, a, &m, &e) == -1) {
-		if (spool != -1)
-			close(spool);
-		print_error(&e);
-		return e.code;
-	}
-	/* Before the first byte goes out, the message is in the queue. */
-	if (spool != -1) {
-		if (queue_commit(a, &m, &q, &e) == 0)
-			queued = 1;
-		else
-			log_warn("%s; the message cannot be queued", e.msg);
-	}
-	memset(&e, 0, sizeof(e));
-	if (a->auth != NULL && config_password(a, &e) == -1)
-		rc = -1;
-	else if ((s = smtp_open(a, &e)) == NULL)
-		rc = -1;
-	else {
-		if (queued) {
-			struct flush	 f = { .quiet = 1 };
-
-			flush_account(a, &s, q.id, priv_restricted() ?
-			    FLUSH_OWN : FLUSH_ALL, &f);
-		}
-		if (!smtp_usable(s) && reconnect(a, &s, &e) == -1)
-			rc = -1;
-		else {
-			if (m.size >= PROGRESS_MIN && isatty(STDERR_FILENO))
-				smtp_progress(s, show_progress, NULL);
-			rc = smtp_deliver(s, &m, &r, &e);
-			if (m.size >= PROGRESS_MIN && isatty(STDERR_FILENO))
-				fputc('\n', stderr);
-		}
-	}
-	smtp_close(s);
-	log_delivery(a, &m, rc == 0 ? &r : NULL, rc == 0 ? NULL : &e);
-	code = settle(a, &m, &q, queued, rc, &e, 0);
-	message_free(&m);
-	qentry_free(&q);
-	return code;
 }
 
 /* -bs: the envelope came over SMTP, the message is in FD. */
@@ -744,158 +379,7 @@ bs_deliver(void *ctx, const char *sender, char **rcpts, size_t n, int fd,
 	cl.nrcpts = n;
 	cl.read_rcpts = 0;
 	cl.dot_ends = 0;
-	return deliver_input(&cl, a, fd);
-}
-
-/*
- * The accounts that have mail waiting, in the order of their oldest;
- * (*whose)[i] says whose mail it is (FLUSH_OWN, FLUSH_OTHERS: in the
- * shared queue of a setgid install, other users' mail).
- */
-static char **
-queued_accounts(const char *dir, size_t *count, int **whose)
-{
-	struct qentry	 q;
-	struct message	 m;
-	struct error	 e;
-	char		**ids, **names = NULL;
-	size_t		 n, i, j, k = 0;
-
-	memset(&e, 0, sizeof(e));
-	if (queue_scan(dir, &ids, &n, &e) == -1)
-		die(&e);
-	for (i = 0; i < n; i++) {
-		if (queue_open(dir, ids[i], &q, &m, &e) != 0)
-			continue;	/* busy, or reported when flushed */
-		for (j = 0; j < k && strcmp(names[j], q.account) != 0; j++)
-			;
-		if (j == k) {
-			names = xreallocarray(names, k + 1, sizeof(*names));
-			*whose = xreallocarray(*whose, k + 1, sizeof(**whose));
-			names[k] = xstrdup(q.account);
-			(*whose)[k++] = 0;
-		}
-		(*whose)[j] |= !q.shared || q.owner == getuid() ? FLUSH_OWN :
-		    FLUSH_OTHERS;
-		message_free(&m);
-		qentry_free(&q);
-	}
-	queue_ids_free(ids, n);
-	*count = k;
-	return names;
-}
-
-/* Flush one account's mail, WHO says whose. */
-static void
-flush_name(const struct cmdline *cl, const char *name, int who,
-    struct account *def, struct flush *f)
-{
-	struct cmdline	 one = *cl;
-	struct account	 a;
-	struct session	*s = NULL;
-	struct error	 e;
-
-	memset(&e, 0, sizeof(e));
-	one.account = name;
-	if (def->name != NULL && strcmp(name, def->name) == 0) {
-		a = *def;
-		memset(def, 0, sizeof(*def));
-	} else if (config_account(&one, &a, &e) == -1) {
-		log_notice("mail queued for account %s stays: %s", name,
-		    e.msg);
-		return;
-	}
-	if (a.host == NULL)
-		log_notice("mail queued for account %s stays: no relay host "
-		    "configured", name);
-	else if (a.auth != NULL && config_password(&a, &e) == -1)
-		log_notice("%s", e.msg);
-	else
-		flush_account(&a, &s, NULL, who, f);
-	smtp_close(s);
-	account_free(&a);
-}
-
-/* The accounts with mail in DIR, each flushed as flush_name says. */
-static void
-flush_dir(const struct cmdline *cl, const char *dir, struct account *def,
-    struct flush *f)
-{
-	char		**names;
-	int		*whose = NULL;
-	int		 who = priv_restricted() ? FLUSH_OWN : FLUSH_ALL;
-	size_t		 n, i;
-
-	names = queued_accounts(dir, &n, &whose);
-	for (i = 0; i < n; i++)
-		if (whose[i] & who)
-			flush_name(cl, names[i], who, def, f);
-	for (i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
-	free(whose);
-}
-
-/*
- * The queues a run looks at: the default account's; in a setgid run for
- * a user also the system queue and the queue of the user's own accounts
- * (*own, to free).  NULL and duplicates left out.
- */
-static size_t
-queue_dirs(const struct account *def, const char *dirs[3], char **own)
-{
-	const char	*cand[3];
-	size_t		 n = 0, i, j;
-
-	*own = NULL;
-	/* Without a setgid install a missing queue_dir is reported. */
-	if (!priv_restricted()) {
-		dirs[0] = def->queue_dir;
-		return 1;
-	}
-	*own = config_user_queue();
-	cand[0] = def->queue_dir;
-	cand[1] = config_system_queue();
-	cand[2] = *own;
-	for (i = 0; i < 3; i++) {
-		for (j = 0; cand[i] != NULL && j < n &&
-		    strcmp(dirs[j], cand[i]) != 0; j++)
-			;
-		if (cand[i] != NULL && j == n)
-			dirs[n++] = cand[i];
-	}
-	return n;
-}
-
-/*
- * -q: every account with mail waiting, one connection each; in a setgid
- * run for a user, the user's queues and the system queue.
- */
-static int
-queue_run(const struct cmdline *cl)
-{
-	struct account	 def;
-	struct error	 e;
-	struct flush	 f;
-	const char	*dirs[3];
-	char		*own;
-	size_t		 n, i;
-
-	memset(&e, 0, sizeof(e));
-	if (config_account(cl, &def, &e) == -1)
-		die(&e);
-	memset(&f, 0, sizeof(f));
-	f.tty = isatty(STDERR_FILENO);
-	n = queue_dirs(&def, dirs, &own);
-	for (i = 0; i < n; i++)
-		flush_dir(cl, dirs[i], &def, &f);
-	free(own);
-	if (f.tty || cl->verbose)
-		fprintf(stderr, "%ssmarthost: queue: %u delivered, %u "
-		    "deferred, %u refused\n", f.tty ? "\r" : "",
-		    f.delivered, f.deferred, f.refused);
-	account_free(&def);
-	return EX_OK;
+	return deliver_message(&cl, a, fd);
 }
 
 /*
@@ -934,11 +418,9 @@ main(int argc, char *argv[])
 {
 	struct cmdline	 cl;
 	struct account	 a;
+	struct cred	 cr;
 	struct error	 e;
-	const char	*dirs[3];
-	char		*own;
 	void		*ctx[2];
-	size_t		 n, i;
 	int		 rc = EX_OK;
 
 	std_fds();
@@ -973,7 +455,7 @@ main(int argc, char *argv[])
 			die(&e);
 		return EX_OK;
 	case MODE_QUEUE_RUN:
-		return queue_run(&cl);
+		return deliver_queue(&cl, cl.force);
 	default:
 		break;
 	}
@@ -981,11 +463,8 @@ main(int argc, char *argv[])
 		die(&e);
 	switch (cl.mode) {
 	case MODE_QUEUE_LIST:
-		n = queue_dirs(&a, dirs, &own);
-		for (i = 0; i < n; i++)
-			queue_list(stdout, dirs[i], isatty(STDOUT_FILENO) ?
-			    terminal_width() : 0);
-		free(own);
+		deliver_list(&cl, &a, stdout, isatty(STDOUT_FILENO) ?
+		    terminal_width() : 0);
 		break;
 	case MODE_PRETEND:
 		pretend(&cl, &a);
@@ -996,12 +475,16 @@ main(int argc, char *argv[])
 		rc = bsmtp_serve(stdin, stdout, bs_deliver, ctx);
 		break;
 	case MODE_SERVERINFO:
-		if ((a.auth != NULL && config_password(&a, &e) == -1) ||
-		    smtp_serverinfo(&a, stdout, &e) == -1)
+		memset(&cr, 0, sizeof(cr));
+		if ((a.auth != NULL && secret_get(&a, &cr, &e) == -1) ||
+		    smtp_serverinfo(&a, &cr, stdout, &e) == -1) {
+			secret_clear(&cr);
 			die(&e);
+		}
+		secret_clear(&cr);
 		break;
 	default:
-		rc = deliver_input(&cl, &a, STDIN_FILENO);
+		rc = deliver_message(&cl, &a, STDIN_FILENO);
 		break;
 	}
 	account_free(&a);

@@ -1265,6 +1265,7 @@ candidate_test(const struct answers *a, const char *tmp, struct error *err)
 {
 	struct cmdline	 cl;
 	struct account	 acc;
+	struct cred	 cr;
 	const char	*hint;
 	size_t		 n;
 	int		 rc;
@@ -1279,7 +1280,11 @@ candidate_test(const struct answers *a, const char *tmp, struct error *err)
 	printf("Testing %s port %d as %s ...\n", acc.host, acc.port,
 	    acc.user != NULL ? acc.user : "");
 	fflush(stdout);
-	rc = smtp_serverinfo(&acc, stdout, err);
+	memset(&cr, 0, sizeof(cr));
+	rc = acc.auth != NULL ? secret_get(&acc, &cr, err) : 0;
+	if (rc == 0)
+		rc = smtp_serverinfo(&acc, &cr, stdout, err);
+	secret_clear(&cr);
 	account_free(&acc);
 	if (rc == 0)
 		return 0;

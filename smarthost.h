@@ -6,9 +6,11 @@
  *
  *   argv -> struct cmdline (sendmail.c)
  *        -> struct account (config.c: files, environment, command line)
+ *        -> struct cred (secret.c: password or token, obtained once)
  *        -> struct message (message.c: stdin to a spool file, envelope)
- *        -> session (smtp.c over net.c, upgraded by tls.c, auth.c)
- *        -> outcome (sendmail.c: exit code, log line)
+ *        -> delivery (deliver.c: the caller's message first, then the
+ *           queue, over one session: smtp.c over net.c, tls.c, auth.c)
+ *        -> outcome (sendmail.c: exit code)
  */
 #ifndef SMARTHOST_H
 #define SMARTHOST_H
@@ -55,11 +57,15 @@ char	*xstrdup(const char *);
 int	 is_blank(int);
 char	*str_trim(char *);
 void	 secret_free(char *);	/* wipe, then free */
+char	*concat3(const char *, const char *, const char *);
+char	*first_line(const char *, size_t, size_t, int *);
+long long now_ms(void);				/* monotonic clock */
+void	 print_error(const struct error *);	/* cause, relay's words */
 struct account;
 struct message;
 struct reply;
 void	 log_delivery(const struct account *, const struct message *,
-	    const struct reply *, const struct error *);
+	    const struct reply *, const struct error *, int);
 
 /*
  * The command line (sendmail.c).
@@ -89,6 +95,7 @@ struct cmdline {
 	int		 read_rcpts;	/* -t */
 	int		 dot_ends;	/* no -i: a lone "." ends input */
 	int		 verbose;	/* -v */
+	int		 force;		/* -qf, --now: ignore the schedule */
 	const char	*from;		/* -f, -r; "" is the null sender */
 	const char	*fullname;	/* -F */
 	const char	*dsn_notify;	/* -N */
@@ -138,7 +145,8 @@ struct account {
 	/* authentication */
 	char	*auth;		/* NULL = off, "on", or a mechanism */
 	char	*user;
-	char	*password;	/* secret: wiped by account_free */
+	char	*password;	/* a literal one (file, environment):
+				   secret_get moves it into struct cred */
 	char	*passwordeval;
 
 	/* envelope and headers */
@@ -179,7 +187,8 @@ void	 priv_child(void);		/* before exec: for good */
 /* config.c */
 int	 config_account(const struct cmdline *, struct account *,
 	    struct error *);
-int	 config_password(struct account *, struct error *);
+int	 config_account_names(const struct cmdline *, char ***, size_t *,
+	    struct error *);
 int	 config_is_directive(const char *);
 void	 config_print(FILE *, const struct account *);
 const char *config_system_queue(void);	/* of a setgid install */
@@ -215,6 +224,25 @@ int	 setup_configure(const char *, struct error *);
  * file holds exactly the octets that go on the wire before
  * dot-stuffing.
  */
+/*
+ * A recipient and what became of it (RFC 5321 3.3): every recipient is
+ * served once, whatever the others' fate.
+ */
+enum rcpt_state {
+	RCPT_PENDING,		/* to try (again) in this run */
+	RCPT_SENT,		/* the relay took the message for it */
+	RCPT_DEFERRED,		/* refused for now: a later run tries again */
+	RCPT_REFUSED		/* refused for good */
+};
+
+struct rcpt {
+	char		*addr;
+	enum rcpt_state	 state;
+	int		 unreported;	/* refused; dead.letter copy owed */
+	int		 this_run;	/* tried in this run */
+	char		*why;		/* one line: the reply about it */
+};
+
 struct message {
 	int	 fd;		/* spool file, positioned anywhere */
 	off_t	 size;		/* octets in it (the RFC 1870 SIZE) */
@@ -224,7 +252,7 @@ struct message {
 
 	/* envelope */
 	char	*sender;	/* "" for the null sender */
-	char   **rcpts;
+	struct rcpt *rcpts;
 	size_t	 nrcpts;
 	int	 smtputf8;	/* an envelope address needs it */
 	const char *dsn_notify, *dsn_return, *dsn_envid;
@@ -243,15 +271,18 @@ int	 address_check(const char *, struct error *);
 int	 message_read(int, int, const struct cmdline *,
 	    const struct account *, struct message *, struct error *);
 void	 message_free(struct message *);
+void	 rcpt_set(struct rcpt *, enum rcpt_state, const char *);
+size_t	 rcpt_count(const struct message *, enum rcpt_state);
 
 /*
  * The queue (queue.c): one immutable file QUEUE_DIR/ID per message (the
  * data, then an envelope trailer) and QUEUE_DIR/ID.status (attempts,
- * last error).  Spool with queue_spool, then queue_commit before the
- * first byte goes out; then queue_done (delivered, or kept in
- * dead.letter) or queue_defer (try later).  A message being sent is
- * flock'ed.  q->fd is m->fd: message_free closes it and drops the lock;
- * m->dsn_envid of a queue_open'ed message points into q.
+ * next try, last error, each recipient's state).  Spool with
+ * queue_spool, then queue_commit before the first byte goes out; then
+ * queue_done (every recipient served) or queue_defer (some wait).  A
+ * message being sent is flock'ed.  q->fd is m->fd: message_free closes
+ * it and drops the lock; m->dsn_envid of a queue_open'ed message points
+ * into q.
  */
 #define QUEUE_ID_LEN	28	/* 20261127T231500-0123456789ab */
 
@@ -263,27 +294,28 @@ struct qentry {
 	char	*account;	/* name of the account it was queued for */
 	time_t	 created;	/* when it was queued */
 	time_t	 first, last;	/* failed attempts; 0 = none yet */
+	time_t	 next;		/* no try before (backoff); 0 = any run */
 	unsigned attempts;	/* failed attempts so far */
 	char	 error[1024];	/* the last one, one line, or "" */
 	char	*dsn_envid;	/* owned here */
 	int	 shared;	/* in the system queue of a setgid install */
 	uid_t	 owner;		/* who queued it */
-	int	 refused;	/* refused for good; waits for its owner */
 };
 
 int	 queue_spool(const struct account *, int *, struct error *);
 int	 queue_commit(const struct account *, struct message *,
 	    struct qentry *, struct error *);
-int	 queue_defer(struct qentry *, const struct error *, struct error *);
-int	 queue_refuse(struct qentry *, const struct error *, struct error *);
+int	 queue_defer(struct qentry *, const struct message *,
+	    const struct error *, int, struct error *);
 int	 queue_done(struct qentry *);
 int	 queue_dead_letter(const struct account *, const struct message *,
-	    const struct error *, struct error *);
+	    const struct error *, const char *, struct error *);
 int	 queue_scan(const char *, char ***, size_t *, struct error *);
 void	 queue_ids_free(char **, size_t);
 int	 queue_open(const char *, const char *, struct qentry *,
 	    struct message *, struct error *);	/* 1 = busy or gone */
 int	 queue_expired(const struct account *, const struct qentry *);
+time_t	 queue_backoff(unsigned);
 void	 queue_list(FILE *, const char *, int);
 void	 queue_list_at(FILE *, const char *, int, time_t);
 void	 qentry_free(struct qentry *);
@@ -319,7 +351,6 @@ int	 net_pending(const struct conn *);	/* bytes buffered unread */
 int	 net_wait(int, short, int);
 void	 net_timeout(struct conn *, int);
 void	 net_close(struct conn *);
-long long now_ms(void);
 
 /* tls.c */
 struct tls_info {
@@ -340,10 +371,24 @@ void	 tls_info(struct tls *, struct tls_info *);
 void	 tls_close(struct tls *);
 const char *tls_library_version(void);
 
+/*
+ * Credentials (secret.c): the password or token of one account, obtained
+ * once per run by whoever drives the delivery, handed to the session
+ * const (a reconnect uses them again), wiped once by secret_clear.
+ */
+struct cred {
+	char	*password;	/* NULL: none needed or none found */
+};
+
+char	*secret_env_take(void);		/* SMARTHOST_PASSWORD, wiped */
+int	 secret_needs_password(const char *);	/* mechanism */
+int	 secret_get(struct account *, struct cred *, struct error *);
+void	 secret_clear(struct cred *);
+
 /* auth.c */
 struct smtp_caps;
 int	 auth_login(struct conn *, const struct smtp_caps *,
-	    struct account *, struct error *);
+	    const struct account *, const struct cred *, struct error *);
 const char *auth_library_version(void);
 char	*auth_mechanisms(void);		/* client mechanisms, malloc'd */
 
@@ -361,21 +406,62 @@ struct reply {
 	int	 lines;
 };
 
+/*
+ * One message handed to the session, with what became of it: the
+ * recipients' states are in m->rcpts, the first failure in error, the
+ * relay's reply to the data in reply.  lost: the connection broke
+ * before every recipient had its answer; those are RCPT_PENDING again.
+ */
+struct mail {
+	struct message	*m;
+	struct error	 error;
+	struct reply	 reply;
+	int		 lost;
+	int		 answered;	/* the relay said something about it */
+	void		*owner;		/* the caller's */
+};
+
+/*
+ * Where the session takes its mail from: next() gives the next message
+ * (NULL: no more), done() is told when each has its outcome.  Up to a
+ * window of messages is in flight at once.
+ */
+struct smtp_feed {
+	struct mail	*(*next)(void *);
+	void		 (*done)(void *, struct mail *);
+	void		*ctx;
+};
+
 int	 smtp_parse_line(const char *, int *, int *, const char **);
 int	 smtp_read_reply(struct conn *, struct reply *, struct error *);
+int	 smtp_read_secret(struct conn *, struct reply *, struct error *);
 void	 smtp_parse_ehlo(const struct reply *, struct smtp_caps *);
+int	 smtp_rcpt_limit_reply(const struct reply *);
 struct session;
 typedef void (*smtp_progress_fn)(void *, off_t, off_t);
-struct session *smtp_open(struct account *, struct error *);
+struct session *smtp_open(const struct account *, const struct cred *,
+	    struct error *);
 void	 smtp_progress(struct session *, smtp_progress_fn, void *);
-int	 smtp_deliver(struct session *, const struct message *, struct reply *,
+int	 smtp_send(struct session *, const struct smtp_feed *,
 	    struct error *);
 int	 smtp_usable(const struct session *);
-int	 smtp_batchable(const struct session *, const struct message *);
-void	 smtp_deliver_batch(struct session *, struct message *const *, size_t,
-	    struct reply *, struct error *, int *);
+size_t	 smtp_rcpt_limit(const struct session *);
+void	 smtp_set_rcpt_limit(struct session *, size_t);
 void	 smtp_close(struct session *);
-int	 smtp_serverinfo(struct account *, FILE *, struct error *);
+int	 smtp_serverinfo(const struct account *, const struct cred *, FILE *,
+	    struct error *);
+
+/*
+ * Delivery (deliver.c): the caller's message first, then what waits in
+ * the queue, over one session, reconnecting a bounded number of times;
+ * each message settled (sent, kept, dead.letter) as its outcome comes.
+ * Returns the exit code for the caller's message (SPEC 1): 0 when it is
+ * smarthost's now, non-zero when the caller still owns it.
+ */
+int	 deliver_message(const struct cmdline *, struct account *, int);
+int	 deliver_queue(const struct cmdline *, int);	/* -q; 1 = force */
+void	 deliver_list(const struct cmdline *, const struct account *,
+	    FILE *, int);				/* -bp */
 
 /* bsmtp.c: -bs; each message is handed to the callback as a file. */
 typedef int (*bs_deliver_fn)(void *, const char *, char **, size_t, int,

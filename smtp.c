@@ -25,16 +25,48 @@
 #define TO_DATA_BLOCK	180
 #define TO_DATA_END	600
 
+/*
+ * Transactions in flight at once with PIPELINING and CHUNKING: each is
+ * a whole message (MAIL, RCPT..., BDAT LAST and the data), so a queue
+ * run pays one round trip per window, not per message, and the window
+ * slides: a new message goes out as each one's replies come in.  Each
+ * holds an open queue file; 64 stays far below any descriptor limit.
+ */
+#define WINDOW		64
+
+/* One transaction: a message and the recipients it is for. */
+struct txn {
+	struct mail	*mail;
+	size_t		*idx;		/* its recipients, in m->rcpts */
+	size_t		 n;
+	unsigned char	*acc;		/* acc[k]: the relay took idx[k] */
+	size_t		 accepted;
+	int		 rset;		/* an RSET leads it */
+	int		 mail_ok;	/* MAIL was accepted */
+	int		 limited;	/* a recipient limit was met */
+	int		 data_sent;	/* the message went (DATA path) */
+};
+
+static void	 mail_fail(struct mail *, const struct reply *, int,
+		    const char *, ...) __attribute__((format(printf, 4, 5)));
+static int	 send_body(struct session *, const struct message *, int,
+		    struct error *);
+
 struct session {
 	struct conn	 conn;
 	struct smtp_caps caps;
-	struct account	*acct;
+	const struct account *acct;
+	const struct cred *cred;
 	int		 secure;	/* TLS is up */
-	int		 dirty;		/* a transaction ended half-way */
-	int		 pending_rset;	/* RSET's reply is still to read */
+	int		 dirty;		/* the relay may hold a transaction */
 	smtp_progress_fn progress;	/* called as the data goes out */
 	void		*pctx;
 	int		 broken;	/* the connection is unusable */
+	size_t		 rcpt_limit;	/* recipients per transaction; 0: any */
+	struct txn	 win[WINDOW];	/* in flight, oldest at head */
+	size_t		 head, count;
+	struct mail	*again[WINDOW];	/* need another transaction */
+	size_t		 nagain;
 };
 
 static void
@@ -89,8 +121,13 @@ trace_line(const char *dir, const char *line)
 	trace("%s %s", dir, clean);
 }
 
-int
-smtp_read_reply(struct conn *c, struct reply *r, struct error *e)
+/*
+ * One reply, multi-line or not.  secret: an AUTH exchange, whose 334
+ * challenges carry credentials or their proofs: those lines are never
+ * traced.
+ */
+static int
+reply_read(struct conn *c, struct reply *r, int secret, struct error *e)
 {
 	char		 line[REPLY_LINE_MAX], clean[64];
 	const char	*text;
@@ -103,12 +140,15 @@ smtp_read_reply(struct conn *c, struct reply *r, struct error *e)
 	do {
 		if (net_getline(c, line, sizeof(line), e) == -1)
 			return -1;
-		trace_line("<-", line);
+		if (!secret || strncmp(line, "334", 3) != 0)
+			trace_line("<-", line);
+		else
+			trace("<- 334 <redacted>");
 		if (smtp_parse_line(line, &code, &more, &text) == -1) {
 			sanitize(clean, sizeof(clean), line);
 			return error_set(e, EX_PROTOCOL, "the relay sent "
 			    "something that is not an SMTP reply: '%s'",
-			    clean);
+			    secret ? "<redacted>" : clean);
 		}
 		if (r->lines > 0 && code != r->code) {
 			error_reply(e, r->text);
@@ -129,6 +169,18 @@ smtp_read_reply(struct conn *c, struct reply *r, struct error *e)
 			len = sizeof(r->text) - 1;
 	} while (more);
 	return 0;
+}
+
+int
+smtp_read_reply(struct conn *c, struct reply *r, struct error *e)
+{
+	return reply_read(c, r, 0, e);
+}
+
+int
+smtp_read_secret(struct conn *c, struct reply *r, struct error *e)
+{
+	return reply_read(c, r, 1, e);
 }
 
 /* Remember the relay's words for the error message. */
@@ -262,7 +314,7 @@ static int
 ehlo(struct session *s, struct error *e)
 {
 	struct reply	 r;
-	struct account	*a = s->acct;
+	const struct account *a = s->acct;
 
 	if (command(s, &r, TO_COMMAND, e, "EHLO", a->domain) == -1)
 		return -1;
@@ -319,12 +371,14 @@ starttls(struct session *s, struct error *e)
 }
 
 static int
-session_open(struct session *s, struct account *a, struct error *e)
+session_open(struct session *s, const struct account *a,
+    const struct cred *cr, struct error *e)
 {
 	struct reply	 r;
 
 	memset(s, 0, sizeof(*s));
 	s->acct = a;
+	s->cred = cr;
 	s->conn.fd = -1;
 	if (net_connect(&s->conn, a->host, a->port, a->source_ip,
 	    a->timeout * 1000, e) == -1)
@@ -345,9 +399,9 @@ session_open(struct session *s, struct account *a, struct error *e)
 		return -1;
 	if (a->tls && a->starttls && starttls(s, e) == -1)
 		return -1;
-	if (a->auth != NULL) {
+	if (a->auth != NULL && cr != NULL) {
 		set_timeout(s, TO_COMMAND);
-		if (auth_login(&s->conn, &s->caps, a, e) == -1)
+		if (auth_login(&s->conn, &s->caps, a, cr, e) == -1)
 			return -1;
 	}
 	return 0;
@@ -447,20 +501,621 @@ static int
 send_rcpt(struct session *s, const struct message *m, size_t i,
     struct error *e)
 {
-	return cmd(s, e, "RCPT TO:<%s>%s%s", m->rcpts[i],
+	return cmd(s, e, "RCPT TO:<%s>%s%s", m->rcpts[i].addr,
 	    m->dsn_notify ? " NOTIFY=" : "",
 	    m->dsn_notify ? m->dsn_notify : "");
 }
 
-static int
-send_rcpts(struct session *s, const struct message *m, struct error *e)
+/*
+ * Per recipient (RFC 5321 3.3): what a transaction's replies mean for
+ * the message and for each of its recipients.
+ */
+
+/* The first failure of a message is what its caller reports. */
+static void
+mail_fail(struct mail *ml, const struct reply *r, int code,
+    const char *fmt, ...)
+{
+	va_list	 ap;
+
+	if (ml->error.msg[0] != '\0')
+		return;
+	ml->error.code = code;
+	va_start(ap, fmt);
+	vsnprintf(ml->error.msg, sizeof(ml->error.msg), fmt, ap);
+	va_end(ap);
+	if (r != NULL)
+		error_reply(&ml->error, r->text);
+}
+
+/* The reply, one line, as a recipient keeps it (queue, mailq, log). */
+static void
+why_line(char *buf, size_t size, const struct reply *r)
 {
 	size_t	 i;
 
-	for (i = 0; i < m->nrcpts; i++)
-		if (send_rcpt(s, m, i, e) == -1)
+	snprintf(buf, size, "%s", r->text);
+	for (i = 0; buf[i] != '\0'; i++)
+		if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
+			buf[i] = ' ';
+}
+
+/* 4xx: for now, 5xx: for good. */
+static void
+rcpt_refuse(struct rcpt *rc, const struct reply *r)
+{
+	char	 why[REPLY_LINE_MAX];
+
+	why_line(why, sizeof(why), r);
+	rcpt_set(rc, r->code >= 500 ? RCPT_REFUSED : RCPT_DEFERRED, why);
+}
+
+/*
+ * "Too many recipients" (RFC 5321 4.5.3.1.10): 452, or the older 552,
+ * with the enhanced code X.5.3 or saying so; a bare 452 counts when the
+ * relay took others in the same transaction.
+ */
+int
+smtp_rcpt_limit_reply(const struct reply *r)
+{
+	const char	*t = r->text + (strlen(r->text) > 4 ? 4 : 3);
+
+	if (r->code != 452 && r->code != 552)
+		return 0;
+	return strncmp(t, "4.5.3", 5) == 0 || strncmp(t, "5.5.3", 5) == 0 ||
+	    strcasestr(r->text, "too many recipients") != NULL;
+}
+
+/* The reply to MAIL FROM; 0 when the transaction goes on. */
+static int
+txn_mail_reply(struct txn *t, const struct reply *r)
+{
+	struct message	*m = t->mail->m;
+	size_t		 i;
+
+	t->mail->answered = 1;
+	if (r->code == 250) {
+		t->mail_ok = 1;
+		return 0;
+	}
+	mail_fail(t->mail, r, r->code == 503 ? EX_PROTOCOL : r->code >= 500 ?
+	    EX_DATAERR : EX_TEMPFAIL, "the relay refused the sender <%s>",
+	    m->sender);
+	/*
+	 * Whatever it says of the sender, it says for every recipient.  A
+	 * 503 ("bad sequence") is the relay's confusion, not a verdict on
+	 * the message: later.
+	 */
+	for (i = 0; i < m->nrcpts; i++) {
+		if (m->rcpts[i].state != RCPT_PENDING)
+			continue;
+		m->rcpts[i].this_run = 1;
+		rcpt_refuse(&m->rcpts[i], r);
+		if (r->code == 503)
+			m->rcpts[i].state = RCPT_DEFERRED;
+	}
+	return -1;
+}
+
+/* The reply to the K-th RCPT of the transaction. */
+static void
+txn_rcpt_reply(struct session *s, struct txn *t, size_t k,
+    const struct reply *r)
+{
+	struct message	*m = t->mail->m;
+	struct rcpt	*rc = &m->rcpts[t->idx[k]];
+
+	if (!t->mail_ok)
+		return;		/* its MAIL failed: nothing to learn */
+	if (r->code == 250 || r->code == 251) {
+		t->acc[k] = 1;
+		t->accepted++;
+		return;
+	}
+	/* Over the limit: it waits for the next transaction. */
+	if (t->accepted > 0 && (smtp_rcpt_limit_reply(r) || r->code == 452)) {
+		if (!t->limited && (s->rcpt_limit == 0 ||
+		    t->accepted < s->rcpt_limit))
+			s->rcpt_limit = t->accepted;
+		t->limited = 1;
+		return;
+	}
+	rcpt_refuse(rc, r);
+	/* Postfix says this at RCPT time when the login may not send so. */
+	if (strcasestr(r->text, "Sender address rejected") != NULL)
+		mail_fail(t->mail, r, r->code >= 500 ? EX_DATAERR :
+		    EX_TEMPFAIL, "the relay refused the sender <%s>",
+		    m->sender);
+	else
+		mail_fail(t->mail, r, r->code >= 500 ? EX_DATAERR :
+		    EX_TEMPFAIL, "the relay refused the recipient <%s>",
+		    rc->addr);
+}
+
+/* The reply to the data: for every recipient the relay took. */
+static void
+txn_data_reply(struct txn *t, const struct reply *r, const char *what)
+{
+	struct message	*m = t->mail->m;
+	size_t		 k;
+
+	if (r->code == 250)
+		t->mail->reply = *r;
+	else if (strcmp(what, "DATA") == 0 && r->code != 354 &&
+	    t->mail->error.msg[0] == '\0' && !t->data_sent)
+		mail_fail(t->mail, r, r->code >= 500 ? EX_DATAERR :
+		    EX_TEMPFAIL, "the relay refused DATA");
+	else
+		mail_fail(t->mail, r, r->code >= 500 ? EX_DATAERR :
+		    EX_TEMPFAIL, "the relay refused the message after %s",
+		    what);
+	for (k = 0; k < t->n; k++) {
+		if (!t->acc[k])
+			continue;
+		if (r->code == 250)
+			rcpt_set(&m->rcpts[t->idx[k]], RCPT_SENT, NULL);
+		else
+			rcpt_refuse(&m->rcpts[t->idx[k]], r);
+	}
+}
+
+/*
+ * Whether the relay may now hold a transaction open: after anything but
+ * a clean end, the next transaction starts with RSET (in its flight, so
+ * it costs no round trip when pipelined).
+ */
+static void
+txn_end(struct session *s, const struct txn *t, const struct reply *final)
+{
+	s->dirty = t->mail_ok && (final == NULL || final->code != 250);
+}
+
+/*
+ * The next transaction for a message: its pending recipients, at most
+ * the relay's limit.  Returns 0 when it has none left.
+ */
+static int
+txn_build(struct session *s, struct mail *ml, struct txn *t)
+{
+	struct message	*m = ml->m;
+	size_t		 i;
+
+	memset(t, 0, sizeof(*t));
+	t->mail = ml;
+	t->idx = xcalloc(m->nrcpts, sizeof(*t->idx));
+	t->acc = xcalloc(m->nrcpts, 1);
+	for (i = 0; i < m->nrcpts; i++) {
+		if (m->rcpts[i].state != RCPT_PENDING)
+			continue;
+		if (s->rcpt_limit > 0 && t->n == s->rcpt_limit)
+			break;
+		m->rcpts[i].this_run = 1;
+		t->idx[t->n++] = i;
+	}
+	/*
+	 * Behind a transaction whose outcome is not known yet, RSET leads
+	 * (RFC 2920 lets it ride in the flight): a relay that keeps a
+	 * failed transaction open (MAIL taken, every RCPT refused, the
+	 * chunk refused) would otherwise take this one's RCPT and data
+	 * into that one, while its MAIL got 503: delivered, and sent
+	 * again.  A clean end needs none.
+	 */
+	t->rset = s->dirty || s->count > 0;
+	return t->n > 0;
+}
+
+static void
+txn_free(struct txn *t)
+{
+	free(t->idx);
+	free(t->acc);
+	memset(t, 0, sizeof(*t));
+}
+
+/* MAIL and its recipients, queued for the next flush. */
+static int
+txn_envelope(struct session *s, struct txn *t, struct error *e)
+{
+	size_t	 k;
+
+	if (t->rset && cmd(s, e, "RSET") == -1)
+		return -1;
+	if (send_mail_from(s, t->mail->m, e) == -1)
+		return -1;
+	for (k = 0; k < t->n; k++)
+		if (send_rcpt(s, t->mail->m, t->idx[k], e) == -1)
 			return -1;
 	return 0;
+}
+
+/* RSET's reply, when one led the transaction. */
+static int
+txn_rset_reply(struct session *s, struct txn *t, struct error *e)
+{
+	struct reply	 r;
+
+	if (!t->rset)
+		return 0;
+	if (smtp_read_reply(&s->conn, &r, e) == -1)
+		return -1;
+	if (r.code != 250)
+		return reply_error(e, &r, r.code == 421 ? EX_TEMPFAIL :
+		    EX_PROTOCOL, "the relay refused RSET");
+	s->dirty = 0;
+	return 0;
+}
+
+/* A reply read, with 421 (the relay is going away) an error. */
+static int
+txn_reply(struct session *s, struct reply *r, struct error *e)
+{
+	if (smtp_read_reply(&s->conn, r, e) == -1)
+		return -1;
+	if (r->code == 421)
+		return reply_error(e, r, EX_TEMPFAIL, "the relay closed the "
+		    "session");
+	return 0;
+}
+
+/* The replies to MAIL and every RCPT (RFC 2920: all, even after one). */
+static int
+txn_envelope_replies(struct session *s, struct txn *t, struct error *e)
+{
+	struct reply	 r;
+	size_t		 k;
+
+	set_timeout(s, TO_COMMAND);
+	if (txn_rset_reply(s, t, e) == -1 || txn_reply(s, &r, e) == -1)
+		return -1;
+	(void)txn_mail_reply(t, &r);
+	for (k = 0; k < t->n; k++) {
+		if (txn_reply(s, &r, e) == -1)
+			return -1;
+		txn_rcpt_reply(s, t, k, &r);
+	}
+	return 0;
+}
+
+/*
+ * PIPELINING and CHUNKING: the whole transaction in one flight, its
+ * replies read later.  The data goes whatever the replies will be: a
+ * recipient refused does not keep the message from the others, and
+ * with nobody taken the relay refuses the chunk.
+ */
+static int
+txn_write_bdat(struct session *s, struct txn *t, struct error *e)
+{
+	set_timeout(s, TO_DATA_BLOCK);
+	if (txn_envelope(s, t, e) == -1 ||
+	    cmd(s, e, "BDAT %lld LAST", (long long)t->mail->m->size) == -1)
+		return -1;
+	return send_body(s, t->mail->m, 0, e);
+}
+
+static int
+txn_read_bdat(struct session *s, struct txn *t, struct error *e)
+{
+	struct reply	 r;
+
+	if (txn_envelope_replies(s, t, e) == -1)
+		return -1;
+	set_timeout(s, TO_DATA_END);
+	if (txn_reply(s, &r, e) == -1)
+		return -1;
+	if (t->mail_ok && t->accepted > 0)
+		txn_data_reply(t, &r, "BDAT");
+	txn_end(s, t, &r);
+	return 0;
+}
+
+/*
+ * PIPELINING without CHUNKING: MAIL, every RCPT and DATA in one flight;
+ * the data follows a 354.  With nobody taken, a 354 still wants its
+ * end: a lone "." that delivers to no one.
+ */
+static int
+txn_data(struct session *s, struct txn *t, struct error *e)
+{
+	struct reply	 r;
+	int		 any;
+
+	set_timeout(s, TO_COMMAND);
+	if (txn_envelope(s, t, e) == -1 || cmd(s, e, "DATA") == -1 ||
+	    net_flush(&s->conn, e) == -1 ||
+	    txn_envelope_replies(s, t, e) == -1)
+		return -1;
+	set_timeout(s, TO_DATA_INIT);
+	if (txn_reply(s, &r, e) == -1)
+		return -1;
+	any = t->mail_ok && t->accepted > 0;
+	if (r.code != 354) {
+		if (any)
+			txn_data_reply(t, &r, "DATA");
+		txn_end(s, t, NULL);
+		return 0;
+	}
+	t->data_sent = 1;
+	if ((any ? send_body(s, t->mail->m, 1, e) :
+	    net_write(&s->conn, ".\r\n", 3, e)) == -1 ||
+	    net_flush(&s->conn, e) == -1)
+		return -1;
+	set_timeout(s, TO_DATA_END);
+	if (txn_reply(s, &r, e) == -1)
+		return -1;
+	if (any)
+		txn_data_reply(t, &r, "DATA");
+	txn_end(s, t, &r);
+	return 0;
+}
+
+/* Without PIPELINING: every command waits for its reply. */
+static int
+txn_lockstep(struct session *s, struct txn *t, struct error *e)
+{
+	struct reply	 r;
+	size_t		 k;
+
+	set_timeout(s, TO_COMMAND);
+	if (t->rset && (cmd(s, e, "RSET") == -1 ||
+	    net_flush(&s->conn, e) == -1 || txn_rset_reply(s, t, e) == -1))
+		return -1;
+	if (send_mail_from(s, t->mail->m, e) == -1 ||
+	    net_flush(&s->conn, e) == -1 || txn_reply(s, &r, e) == -1)
+		return -1;
+	if (txn_mail_reply(t, &r) == -1) {
+		txn_end(s, t, NULL);
+		return 0;
+	}
+	for (k = 0; k < t->n && !t->limited; k++) {
+		if (send_rcpt(s, t->mail->m, t->idx[k], e) == -1 ||
+		    net_flush(&s->conn, e) == -1 || txn_reply(s, &r, e) == -1)
+			return -1;
+		txn_rcpt_reply(s, t, k, &r);
+	}
+	if (t->accepted == 0) {
+			txn_end(s, t, NULL);
+		return 0;
+	}
+	if (s->caps.chunking) {
+		if (cmd(s, e, "BDAT %lld LAST", (long long)t->mail->m->size) ==
+		    -1 || send_body(s, t->mail->m, 0, e) == -1 ||
+		    net_flush(&s->conn, e) == -1)
+			return -1;
+		set_timeout(s, TO_DATA_END);
+		if (txn_reply(s, &r, e) == -1)
+			return -1;
+		txn_data_reply(t, &r, "BDAT");
+	} else {
+		set_timeout(s, TO_DATA_INIT);
+		if (cmd(s, e, "DATA") == -1 || net_flush(&s->conn, e) == -1 ||
+		    txn_reply(s, &r, e) == -1)
+			return -1;
+		if (r.code == 354) {
+			t->data_sent = 1;
+			if (send_body(s, t->mail->m, 1, e) == -1 ||
+			    net_flush(&s->conn, e) == -1)
+				return -1;
+			set_timeout(s, TO_DATA_END);
+			if (txn_reply(s, &r, e) == -1)
+				return -1;
+		}
+		txn_data_reply(t, &r, "DATA");
+	}
+	txn_end(s, t, &r);
+	return 0;
+}
+
+/*
+ * The session's side of the feed: a message that needs another
+ * transaction (over a recipient limit) goes before any new one.
+ */
+static struct mail *
+feed_take(struct session *s, const struct smtp_feed *f, int *dry)
+{
+	struct mail	*ml;
+
+	if (s->nagain > 0) {
+		ml = s->again[0];
+		memmove(s->again, s->again + 1,
+		    --s->nagain * sizeof(*s->again));
+		return ml;
+	}
+	if (*dry)
+		return NULL;
+	if ((ml = f->next(f->ctx)) == NULL)
+		*dry = 1;
+	return ml;
+}
+
+/* A message whose transaction ended: another one, or its outcome. */
+static void
+feed_after(struct session *s, const struct smtp_feed *f, struct txn *t)
+{
+	struct mail	*ml = t->mail;
+	int		 more = rcpt_count(ml->m, RCPT_PENDING) > 0;
+
+	txn_free(t);
+	if (more && s->nagain < WINDOW)
+		s->again[s->nagain++] = ml;
+	else {
+		if (more)
+			ml->lost = 1;	/* cannot happen: WINDOW bounds it */
+		f->done(f->ctx, ml);
+	}
+}
+
+/*
+ * What the relay needs before anything is sent; a message it cannot take
+ * (too large, NUL bytes, SMTPUTF8 or DSN missing) is refused for every
+ * recipient here.  Returns 0 when it is to be sent.
+ */
+static int
+mail_check(struct session *s, struct mail *ml)
+{
+	struct message	*m = ml->m;
+	struct error	 e;
+	size_t		 i;
+
+	memset(&e, 0, sizeof(e));
+	if (check_caps(s, m, &e) == 0)
+		return 0;
+	if (ml->error.msg[0] == '\0')
+		ml->error = e;
+	for (i = 0; i < m->nrcpts; i++)
+		if (m->rcpts[i].state == RCPT_PENDING) {
+			m->rcpts[i].this_run = 1;
+			rcpt_set(&m->rcpts[i], RCPT_REFUSED, e.msg);
+		}
+	return -1;
+}
+
+/*
+ * The connection broke: the messages in flight get nothing they were
+ * not told of.  A recipient whose transaction had no final reply stays
+ * pending (the relay may or may not have taken it: RFC 5321 6.1), and
+ * the caller tries again over a new connection.
+ */
+static void
+session_lost(struct session *s, const struct smtp_feed *f,
+    const struct error *e)
+{
+	struct txn	*t;
+	struct mail	*ml;
+
+	s->broken = 1;
+	while (s->count > 0) {
+		t = &s->win[s->head];
+		s->head = (s->head + 1) % WINDOW;
+		s->count--;
+		ml = t->mail;
+		txn_free(t);
+		ml->lost = 1;
+		if (ml->error.msg[0] == '\0')
+			ml->error = *e;
+		f->done(f->ctx, ml);
+	}
+	while (s->nagain > 0) {
+		ml = s->again[--s->nagain];
+		ml->lost = 1;
+		if (ml->error.msg[0] == '\0')
+			ml->error = *e;
+		f->done(f->ctx, ml);
+	}
+}
+
+/*
+ * Every message the feed gives, over this connection.  With PIPELINING
+ * and CHUNKING up to WINDOW whole transactions are in flight; otherwise
+ * one at a time.  Returns 0 when the feed ran dry, -1 when the
+ * connection broke (every message taken has been handed back by done,
+ * the unfinished ones marked lost).
+ */
+int
+smtp_send(struct session *s, const struct smtp_feed *f, struct error *e)
+{
+	struct txn	*t;
+	struct mail	*ml;
+	size_t		 window;
+	int		 dry = 0;
+
+	if (!smtp_usable(s))
+		return error_set(e, EX_TEMPFAIL, "the connection to the relay "
+		    "was lost");
+	window = s->caps.pipelining && s->caps.chunking ? WINDOW : 1;
+	for (;;) {
+		while (s->count < window &&
+		    (ml = feed_take(s, f, &dry)) != NULL) {
+			if (mail_check(s, ml) == -1) {
+				f->done(f->ctx, ml);
+				continue;
+			}
+			t = &s->win[(s->head + s->count) % WINDOW];
+			if (!txn_build(s, ml, t)) {
+				txn_free(t);
+				f->done(f->ctx, ml);
+				continue;
+			}
+			s->count++;
+			if (window > 1 && txn_write_bdat(s, t, e) == -1)
+				goto lost;
+			if (window == 1)
+				break;
+		}
+		if (s->count == 0)
+			return 0;
+		t = &s->win[s->head];
+		if (window > 1) {
+			if (net_flush(&s->conn, e) == -1 ||
+			    txn_read_bdat(s, t, e) == -1)
+				goto lost;
+		} else if ((s->caps.pipelining ? txn_data(s, t, e) :
+		    txn_lockstep(s, t, e)) == -1)
+			goto lost;
+		s->head = (s->head + 1) % WINDOW;
+		s->count--;
+		feed_after(s, f, t);
+	}
+lost:
+	session_lost(s, f, e);
+	return -1;
+}
+
+/*
+ * One connection for any number of messages: smtp_open, smtp_send with
+ * a feed, smtp_close.
+ */
+struct session *
+smtp_open(const struct account *a, const struct cred *cr, struct error *e)
+{
+	struct session	*s = xcalloc(1, sizeof(*s));
+
+	if (session_open(s, a, cr, e) == -1) {
+		smtp_close(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* What a reconnect should know from the start: the recipient limit. */
+size_t
+smtp_rcpt_limit(const struct session *s)
+{
+	return s != NULL ? s->rcpt_limit : 0;
+}
+
+void
+smtp_set_rcpt_limit(struct session *s, size_t n)
+{
+	s->rcpt_limit = n;
+}
+
+void
+smtp_progress(struct session *s, smtp_progress_fn fn, void *ctx)
+{
+	s->progress = fn;
+	s->pctx = ctx;
+}
+
+int
+smtp_usable(const struct session *s)
+{
+	return s != NULL && !s->broken && s->conn.fd != -1;
+}
+
+void
+smtp_close(struct session *s)
+{
+	size_t	 i;
+
+	if (s == NULL)
+		return;
+	if (!s->broken)
+		session_close(s);
+	else
+		net_close(&s->conn);
+	for (i = 0; i < WINDOW; i++)
+		txn_free(&s->win[i]);
+	free(s);
 }
 
 /*
@@ -515,362 +1170,19 @@ send_body(struct session *s, const struct message *m, int stuff,
 	return 0;
 }
 
-/*
- * Read the replies to MAIL and every RCPT (RFC 2920: all of them, even
- * after a refusal); the first refusal is reported.  Returns 0, 1 for a
- * refusal, -1 when the connection failed.
- */
-static int
-read_envelope_replies(struct session *s, const struct message *m,
-    struct error *e)
+/* A value the relay chose, printed with no control character in it. */
+static void
+print_field(FILE *fp, const char *prefix, const char *value,
+    const char *suffix)
 {
-	struct reply	 r;
-	size_t		 i;
-	int		 failed = 0;
-
-	set_timeout(s, TO_COMMAND);
-	if (s->pending_rset) {
-		s->pending_rset = 0;
-		if (smtp_read_reply(&s->conn, &r, e) == -1)
-			return -1;
-		if (r.code != 250)
-			return reply_error(e, &r, EX_PROTOCOL,
-			    "the relay refused RSET");
-	}
-	if (smtp_read_reply(&s->conn, &r, e) == -1)
-		return -1;
-	if (r.code != 250) {
-		failed = 1;
-		reply_error(e, &r, refusal_code(&r, EX_DATAERR),
-		    "the relay refused the sender <%s>", m->sender);
-	}
-	for (i = 0; i < m->nrcpts; i++) {
-		if (smtp_read_reply(&s->conn, &r, e) == -1)
-			return -1;
-		if ((r.code == 250 || r.code == 251) || failed)
-			continue;
-		failed = 1;
-		reply_error(e, &r, refusal_code(&r, EX_DATAERR),
-		    "the relay refused the recipient <%s>", m->rcpts[i]);
-	}
-	return failed;
-}
-
-static int
-final_reply(struct session *s, struct reply *r, const char *what,
-    struct error *e)
-{
-	set_timeout(s, TO_DATA_END);
-	if (smtp_read_reply(&s->conn, r, e) == -1)
-		return -1;
-	if (r->code != 250)
-		return reply_error(e, r, refusal_code(r, EX_DATAERR),
-		    "the relay refused the message after %s", what);
-	return 0;
-}
-
-/* The whole message as one chunk (RFC 3030): no dot-stuffing. */
-static int
-bdat_last(struct session *s, const struct message *m, struct error *e)
-{
-	if (cmd(s, e, "BDAT %lld LAST", (long long)m->size) == -1)
-		return -1;
-	return send_body(s, m, 0, e);
-}
-
-/* After the reply to DATA: the message, dot-stuffed, if it was 354. */
-static int
-data_after_354(struct session *s, const struct message *m, struct reply *r,
-    struct error *e)
-{
-	if (r->code != 354)
-		return reply_error(e, r, refusal_code(r, EX_DATAERR),
-		    "the relay refused DATA");
-	if (send_body(s, m, 1, e) == -1 || net_flush(&s->conn, e) == -1)
-		return -1;
-	return final_reply(s, r, "DATA", e);
-}
-
-/*
- * One recipient and CHUNKING: MAIL, RCPT, BDAT and the message leave in
- * one flight.  With more recipients the RCPT replies are read first, so
- * that a refused recipient never leaves the others with a copy.
- */
-static int
-transaction_bdat(struct session *s, const struct message *m,
-    struct reply *r, struct error *e)
-{
-	struct error	 e2;
-	int		 one_flight = s->caps.pipelining && m->nrcpts == 1;
-	int		 failed;
-
-	if (send_mail_from(s, m, e) == -1 || send_rcpts(s, m, e) == -1)
-		return -1;
-	if (!one_flight) {
-		if (net_flush(&s->conn, e) == -1 ||
-		    read_envelope_replies(s, m, e) != 0)
-			return -1;
-	}
-	if (bdat_last(s, m, e) == -1 || net_flush(&s->conn, e) == -1)
-		return -1;
-	if (one_flight && (failed = read_envelope_replies(s, m, e)) != 0) {
-		/* Still read the BDAT reply; the first refusal counts. */
-		if (failed == 1)
-			(void)smtp_read_reply(&s->conn, r, &e2);
-		return -1;
-	}
-	return final_reply(s, r, "BDAT", e);
-}
-
-/*
- * PIPELINING: MAIL, every RCPT and DATA in one flight; the message
- * follows the 354.  If any recipient was refused the message is not
- * sent at all: after a 354 the only way out without delivering to the
- * others is to drop the connection before the final dot.
- */
-static int
-transaction_data(struct session *s, const struct message *m,
-    struct reply *r, struct error *e)
-{
-	struct error	 e2;
-	int		 failed;
-
-	if (send_mail_from(s, m, e) == -1 ||
-	    send_rcpts(s, m, e) == -1 || cmd(s, e, "DATA") == -1 ||
-	    net_flush(&s->conn, e) == -1)
-		return -1;
-	if ((failed = read_envelope_replies(s, m, e)) == -1)
-		return -1;
-	set_timeout(s, TO_DATA_INIT);
-	if (smtp_read_reply(&s->conn, r, failed ? &e2 : e) == -1)
-		return -1;
-	if (failed) {
-		if (r->code == 354)
-			net_close(&s->conn);	/* no dot: nothing delivered */
-		return -1;
-	}
-	return data_after_354(s, m, r, e);
-}
-
-/* Without PIPELINING: every command waits for its reply. */
-static int
-transaction_lockstep(struct session *s, const struct message *m,
-    struct reply *r, struct error *e)
-{
+	char	 clean[1024];
 	size_t	 i;
 
-	set_timeout(s, TO_COMMAND);
-	if (send_mail_from(s, m, e) == -1 || net_flush(&s->conn, e) == -1 ||
-	    smtp_read_reply(&s->conn, r, e) == -1)
-		return -1;
-	if (r->code != 250)
-		return reply_error(e, r, refusal_code(r, EX_DATAERR),
-		    "the relay refused the sender <%s>", m->sender);
-	for (i = 0; i < m->nrcpts; i++) {
-		if (send_rcpt(s, m, i, e) == -1 || net_flush(&s->conn, e) == -1 ||
-		    smtp_read_reply(&s->conn, r, e) == -1)
-			return -1;
-		if (r->code != 250 && r->code != 251)
-			return reply_error(e, r, refusal_code(r, EX_DATAERR),
-			    "the relay refused the recipient <%s>",
-			    m->rcpts[i]);
-	}
-	if (s->caps.chunking)
-		return bdat_last(s, m, e) == -1 ||
-		    net_flush(&s->conn, e) == -1 ? -1 :
-		    final_reply(s, r, "BDAT", e);
-	set_timeout(s, TO_DATA_INIT);
-	if (cmd(s, e, "DATA") == -1 || net_flush(&s->conn, e) == -1 ||
-	    smtp_read_reply(&s->conn, r, e) == -1)
-		return -1;
-	return data_after_354(s, m, r, e);
-}
-
-/*
- * After a refused transaction the relay still holds its state: RSET
- * leads the next flight (RFC 2920 lets it be pipelined).
- */
-static int
-reset(struct session *s, struct error *e)
-{
-	struct reply	 r;
-
-	if (!s->dirty)
-		return 0;
-	if (cmd(s, e, "RSET") == -1)
-		return -1;
-	if (s->caps.pipelining)
-		return 1;	/* its reply is read first, with the flight's */
-	if (net_flush(&s->conn, e) == -1)
-		return -1;
-	set_timeout(s, TO_COMMAND);
-	if (smtp_read_reply(&s->conn, &r, e) == -1)
-		return -1;
-	return r.code == 250 ? 0 : reply_error(e, &r, EX_PROTOCOL,
-	    "the relay refused RSET");
-}
-
-static int
-transaction(struct session *s, const struct message *m, struct reply *r,
-    struct error *e)
-{
-	int	 rc;
-
-	if ((rc = reset(s, e)) == -1)
-		return -1;
-	s->pending_rset = rc;
-	s->dirty = 1;
-	if (!s->caps.pipelining)
-		return transaction_lockstep(s, m, r, e);
-	if (s->caps.chunking)
-		return transaction_bdat(s, m, r, e);
-	return transaction_data(s, m, r, e);
-}
-
-/*
- * One connection for any number of messages: smtp_open, then
- * smtp_deliver for each (oldest queued first), then smtp_close.
- */
-struct session *
-smtp_open(struct account *a, struct error *e)
-{
-	struct session	*s = xcalloc(1, sizeof(*s));
-
-	if (session_open(s, a, e) == -1) {
-		smtp_close(s);
-		return NULL;
-	}
-	return s;
-}
-
-int
-smtp_deliver(struct session *s, const struct message *m, struct reply *r,
-    struct error *e)
-{
-	r->code = 0;
-	r->text[0] = '\0';
-	if (s->broken || s->conn.fd == -1)
-		return error_set(e, EX_TEMPFAIL, "the connection to the relay "
-		    "was lost");
-	if (check_caps(s, m, e) == -1)
-		return -1;	/* nothing was sent: the session is intact */
-	if (transaction(s, m, r, e) == 0) {
-		s->dirty = 0;
-		return 0;
-	}
-	/* A refusal leaves the session usable; anything else does not. */
-	if (e->reply[0] == '\0' || s->conn.fd == -1 ||
-	    (e->code != EX_DATAERR && e->code != EX_TEMPFAIL))
-		s->broken = 1;
-	return -1;
-}
-
-/*
- * Several queued messages over one connection, pipelined across
- * transactions (RFC 2920): the flights of all N messages (MAIL, RCPT,
- * BDAT LAST and the data) leave before the first reply is read, so the
- * queue flush pays one round trip per batch instead of one per message.
- * Only one-recipient messages with PIPELINING and CHUNKING take this
- * way (a refused sender or recipient then delivers nothing); the rest
- * go one by one.  Each message gets its own reply, error and result.
- */
-int
-smtp_batchable(const struct session *s, const struct message *m)
-{
-	return smtp_usable(s) && s->caps.pipelining && s->caps.chunking &&
-	    m->nrcpts == 1;
-}
-
-void
-smtp_deliver_batch(struct session *s, struct message *const *m, size_t n,
-    struct reply *r, struct error *e, int *rc)
-{
-	struct error	 ignored;
-	size_t		 i, sent = 0;
-	int		 failed, rset = 0;
-
-	for (i = 0; i < n; i++)
-		rc[i] = 0;
-	/* A refused transaction before this batch: RSET leads it. */
-	if ((rset = reset(s, &e[0])) == -1)
-		goto lost;
-	for (i = 0; i < n; i++) {
-		r[i].code = 0;
-		r[i].text[0] = '\0';
-		if ((rc[i] = check_caps(s, m[i], &e[i])) == -1)
-			continue;	/* refused here: never sent */
-		/*
-		 * A refused MAIL or RCPT leaves the relay's transaction
-		 * open (a 554 to BDAT does not end it), and we learn of it
-		 * only later: every later transaction starts with RSET.
-		 */
-		if ((sent > 0 && cmd(s, &e[i], "RSET") == -1) ||
-		    send_mail_from(s, m[i], &e[i]) == -1 ||
-		    send_rcpts(s, m[i], &e[i]) == -1 ||
-		    bdat_last(s, m[i], &e[i]) == -1)
-			goto lost;
-		rc[i] = sent > 0 || rset ? 2 : 1;	/* 2: after an RSET */
-		sent = i + 1;
-	}
-	if (sent > 0 && net_flush(&s->conn, &e[sent - 1]) == -1)
-		goto lost;
-	s->dirty = 0;
-	for (i = 0; i < sent; i++) {
-		if (rc[i] <= 0)
-			continue;
-		s->pending_rset = rc[i] == 2;	/* its reply comes first */
-		if ((failed = read_envelope_replies(s, m[i], &e[i])) == -1)
-			goto lost;
-		if (failed) {
-			/* The BDAT that followed is refused too. */
-			if (smtp_read_reply(&s->conn, &r[i], &ignored) == -1)
-				goto lost;
-			rc[i] = -1;
-			s->dirty = 1;
-			continue;
-		}
-		if ((rc[i] = final_reply(s, &r[i], "BDAT", &e[i])) == -1 &&
-		    e[i].reply[0] == '\0')
-			goto lost;
-		s->dirty = rc[i] == -1;
-	}
-	return;
-lost:
-	/* The connection broke: what was in flight is not known. */
-	s->broken = 1;
-	for (i = 0; i < n; i++) {
-		if (rc[i] > 0 || (rc[i] == 0 && i >= sent)) {
-			if (e[i].msg[0] == '\0')
-				error_set(&e[i], EX_TEMPFAIL, "the connection "
-				    "to the relay was lost");
-			rc[i] = -1;
-		}
-	}
-}
-
-void
-smtp_progress(struct session *s, smtp_progress_fn fn, void *ctx)
-{
-	s->progress = fn;
-	s->pctx = ctx;
-}
-
-int
-smtp_usable(const struct session *s)
-{
-	return s != NULL && !s->broken && s->conn.fd != -1;
-}
-
-void
-smtp_close(struct session *s)
-{
-	if (s == NULL)
-		return;
-	if (!s->broken)
-		session_close(s);
-	else
-		net_close(&s->conn);
-	free(s);
+	snprintf(clean, sizeof(clean), "%s", value);
+	for (i = 0; clean[i] != '\0'; i++)
+		if ((unsigned char)clean[i] < 0x20 || clean[i] == 0x7f)
+			clean[i] = '?';
+	fprintf(fp, "%s%s%s", prefix, clean, suffix);
 }
 
 static void
@@ -895,20 +1207,19 @@ print_caps(FILE *fp, const struct smtp_caps *c)
 	if (c->enhanced)
 		fprintf(fp, "    ENHANCEDSTATUSCODES\n");
 	if (c->auth[0] != '\0')
-		fprintf(fp, "    AUTH %s\n", c->auth);
+		print_field(fp, "    AUTH ", c->auth, "\n");
 }
 
 /* --serverinfo: everything we learn from the relay, and no mail. */
 int
-smtp_serverinfo(struct account *a, FILE *fp, struct error *e)
+smtp_serverinfo(const struct account *a, const struct cred *cr, FILE *fp,
+    struct error *e)
 {
 	struct session	 s;
 	struct tls_info	 ti;
-	struct account	 noauth = *a;
 	int		 rc;
 
-	noauth.auth = NULL;
-	rc = session_open(&s, &noauth, e);
+	rc = session_open(&s, a, NULL, e);
 	if (rc == 0) {
 		fprintf(fp, "Relay %s port %d (%s)\n", a->host, a->port,
 		    s.conn.peer);
@@ -917,18 +1228,19 @@ smtp_serverinfo(struct account *a, FILE *fp, struct error *e)
 			fprintf(fp, "TLS: %s, %s (%s)\n", ti.version,
 			    ti.cipher, a->starttls ? "STARTTLS" :
 			    "implicit TLS");
-			fprintf(fp, "Certificate:\n    subject %s\n"
-			    "    issuer  %s\n    expires %s\n"
-			    "    SHA-256 %s\n", ti.subject, ti.issuer,
-			    ti.expires, ti.fingerprint);
+			print_field(fp, "Certificate:\n    subject ",
+			    ti.subject, "\n");
+			print_field(fp, "    issuer  ", ti.issuer, "\n");
+			print_field(fp, "    expires ", ti.expires, "\n");
+			print_field(fp, "    SHA-256 ", ti.fingerprint, "\n");
 		} else
 			fprintf(fp, "TLS: off\n");
 		print_caps(fp, &s.caps);
 		if (a->auth != NULL) {
-			rc = auth_login(&s.conn, &s.caps, a, e);
-			fprintf(fp, "Authentication as %s: %s\n",
-			    a->user ? a->user : "(no user)",
-			    rc == 0 ? "works" : "FAILED");
+			rc = auth_login(&s.conn, &s.caps, a, cr, e);
+			print_field(fp, "Authentication as ", a->user ?
+			    a->user : "(no user)", rc == 0 ? ": works\n" :
+			    ": FAILED\n");
 		}
 	}
 	session_close(&s);

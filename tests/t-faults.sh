@@ -29,55 +29,100 @@ nothing_sent() {
 	check "$1: no message stored" test ! -e "$MAIL/1.eml"
 }
 
-# fault NAME WANT_RC PATTERN SCRIPT-LINE [more testsrv options]
+# where NAME: "queue", "dead" or "none": where the message is now.
+where() {
+	local q d
+	q=$(ls "$T/$1.q" 2>/dev/null | grep -cv '\.status$')
+	d=$(grep -c '^From ' "$T/$1.dead" 2>/dev/null)
+	if [ "${q:-0}" -gt 0 ] && [ "${d:-0}" -eq 0 ]; then echo queue
+	elif [ "${d:-0}" -gt 0 ] && [ "${q:-0}" -eq 0 ]; then echo dead
+	elif [ "${q:-0}" -eq 0 ] && [ "${d:-0}" -eq 0 ]; then echo none
+	else echo "both"; fi
+}
+
+# fault NAME RC PATTERN SCRIPT-LINE [more testsrv options]: with queue
+# off, msmtp's exit code RC and the message in dead.letter.
 fault() {
 	name=$1 want=$2 pat=$3 rule=$4; shift 4
 	printf '%s\n' "$rule" >"$T/$name.script"
 	srv "$name" -T -c "$CERTS/server.pem" -k "$CERTS/server.key" \
 	    -e "$CAPS" -s "$T/$name.script" "$@"
-	conf "$name" "tls_starttls off"
+	conf "$name" "tls_starttls off" "queue_dir $T/$name.q" \
+	    "dead_letter $T/$name.dead"
 	send "$name"
 	wait
 	check_eq "$name: exit $want" "$RC" "$want"
 	check_grep "$name: message says why" "$pat" "$T/$name.err"
+	check_eq "$name: in dead.letter" "$(where "$name")" dead
 }
 
-fault greeting-421 75 'did not greet with 220' 'greeting reply 421 4.3.2 busy'
-fault greeting-554 76 'did not greet with 220' 'greeting reply 554 go away'
-fault greeting-garbage 76 'not an SMTP reply' 'greeting reply hello there'
-fault greeting-close 75 'closed the connection' 'greeting close'
-fault ehlo-garbage 76 'not an SMTP reply' 'ehlo reply 250-x\r\nfoo'
-fault ehlo-mixed 76 'mixed codes' 'ehlo reply 250-x\r\n550 y'
-fault auth-454 75 'refused authentication' 'auth reply 454 4.7.0 try later'
-fault auth-535 77 'refused authentication' 'auth reply 535 5.7.8 bad credentials'
-fault mail-451 75 'refused the sender' 'mail reply 451 4.7.1 greylisted'
-fault mail-553 65 'refused the sender' 'mail reply 553 5.7.1 not yours'
-fault rcpt-550 65 'refused the recipient <bob@example.org>' \
-    'rcpt reply 550 5.1.1 no such user'
-fault rcpt-450 75 'refused the recipient' 'rcpt reply 450 4.2.0 later'
-fault data-554 65 'refused DATA' 'data reply 554 5.5.1 no'
-fault data-end-552 65 'refused the message' 'data-end reply 552 5.3.4 too big'
-fault data-end-451 75 'refused the message' 'data-end reply 451 4.3.0 later'
-fault data-end-close 75 'closed the connection' 'data-end close'
-fault data-drop 75 'closed the connection\|writing to the relay\|reading from the relay' \
-    'data-body drop 3'
-fault mail-timeout 75 'no answer from the relay' 'mail delay 6000'
-fault big-reply 76 'longer than\|more than 128 lines' 'ehlo big 100000'
-fault many-lines 76 'more than 128 lines' 'ehlo lines 500'
+# kept NAME RC WHERE SCRIPT-LINE: the same fault with the queue on (SPEC
+# 1): exit 0 when the message is ours (kept in the queue), non-zero only
+# when the caller still owns it (refused for good: dead.letter).
+kept() {
+	name=$1-q want=$2 loc=$3 rule=$4; shift 4
+	printf '%s\n' "$rule" >"$T/$name.script"
+	srv "$name" -T -c "$CERTS/server.pem" -k "$CERTS/server.key" \
+	    -e "$CAPS" -s "$T/$name.script" "$@"
+	smarthost_conf "$T/$name.conf" "timeout 1" "tls_starttls off" \
+	    "queue_dir $T/$name.q" "dead_letter $T/$name.dead"
+	send "$name"
+	wait
+	check_eq "$name (queue on): exit $want" "$RC" "$want"
+	check_eq "$name (queue on): the message is in the $loc" \
+	    "$(where "$name")" "$loc"
+}
+
+# NAME  queue off: RC PATTERN  queue on: RC WHERE  SCRIPT-LINE
+while read -r name off pat on loc rule; do
+	[ -n "$name" ] || continue
+	fault "$name" "$off" "$pat" "$rule"
+	kept "$name" "$on" "$loc" "$rule"
+done <<'EOF'
+greeting-421 75 did.not.greet.with.220 0 queue greeting reply 421 4.3.2 busy
+greeting-554 76 did.not.greet.with.220 0 queue greeting reply 554 go away
+greeting-garbage 76 not.an.SMTP.reply 0 queue greeting reply hello there
+greeting-close 75 closed.the.connection 0 queue greeting close
+ehlo-garbage 76 not.an.SMTP.reply 0 queue ehlo reply 250-x\r\nfoo
+ehlo-mixed 76 mixed.codes 0 queue ehlo reply 250-x\r\n550 y
+auth-454 75 refused.authentication 0 queue auth reply 454 4.7.0 try later
+auth-535 77 refused.authentication 0 queue auth reply 535 5.7.8 bad credentials
+mail-451 75 refused.the.sender 0 queue mail reply 451 4.7.1 greylisted
+mail-553 65 refused.the.sender 65 dead mail reply 553 5.7.1 not yours
+rcpt-550 65 refused.the.recipient.<bob@example.org> 65 dead rcpt reply 550 5.1.1 no such user
+rcpt-450 75 refused.the.recipient 0 queue rcpt reply 450 4.2.0 later
+data-554 65 refused.DATA 65 dead data reply 554 5.5.1 no
+data-end-552 65 refused.the.message 65 dead data-end reply 552 5.3.4 too big
+data-end-451 75 refused.the.message 0 queue data-end reply 451 4.3.0 later
+data-end-close 75 closed.the.connection 0 queue data-end close
+data-drop 75 closed.the.connection\|writing.to.the.relay\|reading.from.the.relay 0 queue data-body drop 3
+mail-timeout 75 no.answer.from.the.relay 0 queue mail delay 6000
+big-reply 76 longer.than\|more.than.128.lines 0 queue ehlo big 100000
+many-lines 76 more.than.128.lines 0 queue ehlo lines 500
+EOF
 check_grep "rcpt-550: the reply is quoted" 'the relay said: 550 5.1.1' \
     "$T/rcpt-550.err"
 
-# A refused recipient never leaves the others with a copy.
+# One recipient refused for good: the others get the message (RFC 5321
+# 3.3), the refused one is named, and a copy that names it goes to
+# dead.letter; exit 0 (the message is delivered where it could be).
 printf 'rcpt#2 reply 550 5.1.1 no\n' >"$T/partial.script"
 srv partial -T -c "$CERTS/server.pem" -k "$CERTS/server.key" -e "$CAPS" \
     -s "$T/partial.script"
 conf partial "tls_starttls off"
 printf 'Subject: x\n\nbody\n' | "$SMARTHOST" -C "$CONF" a@example.org \
-    b@example.org >/dev/null 2>&1
+    b@example.org c@example.org >/dev/null 2>"$T/partial.err"
 RC=$?
 wait
-check_eq "partial RCPT failure: exit 65" "$RC" 65
-check "partial RCPT failure: nothing delivered" test ! -e "$MAIL/1.eml"
+check_eq "one RCPT refused of three: exit 0" "$RC" 0
+check_grep "one RCPT refused of three: the others got it" \
+    'c@example.org' "$MAIL/1.env"
+check_nogrep "one RCPT refused of three: not the refused one" \
+    'b@example.org' "$MAIL/1.env"
+check_grep "one RCPT refused of three: named on stderr" \
+    'not delivered to <b@example.org>: 550 5.1.1 no' "$T/partial.err"
+check_grep "one RCPT refused of three: dead.letter names it" \
+    '^X-Smarthost-Not-Delivered-To: b@example.org$' "$T/dead.letter"
 
 # Connection refused: nobody listens.
 PORT=$(free_port)

@@ -109,12 +109,18 @@ check_eq "a sender the login may not use: exit 65" "$rc" 65
 check_grep "a sender the login may not use: 553 quoted" \
     'the relay said: 553 5.7.1' "$T/other.err"
 
-# A wrong password: 77 with the relay's 535.
-conf "$T/wrong.conf" "$RELAY_SMTPS" off
+# A wrong password: kept in the queue (exit 0, said loudly), the 535
+# quoted; with queue off, 77.
+conf "$T/wrong.conf" "$RELAY_SMTPS" off "queue_dir $T/queue-wrong"
 sed -i 's/^password .*/password not-the-password/' "$T/wrong.conf"
 printf 'Subject: x\n\nx\n' | "$SMARTHOST" -C "$T/wrong.conf" \
     bob@example.org >/dev/null 2>"$T/wrong.err"
-check_eq "wrong password at the real relay: exit 77" "$?" 77
+check_eq "wrong password at the real relay: kept, exit 0" "$?" 0
+check_grep "wrong password at the real relay: the fix is asked for" \
+    'NOT SENT YET' "$T/wrong.err"
+printf 'Subject: x\n\nx\n' | "$SMARTHOST" -C "$T/wrong.conf" --queue=off \
+    bob@example.org >/dev/null 2>"$T/wrong2.err"
+check_eq "wrong password at the real relay, queue off: exit 77" "$?" 77
 check_grep "wrong password at the real relay: 535 quoted" \
     'the relay said: 535' "$T/wrong.err"
 

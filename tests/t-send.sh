@@ -116,17 +116,31 @@ wait
 check_grep "auth on: SCRAM-SHA-256-PLUS chosen" \
     '^AUTHOK SCRAM-SHA-256-PLUS' "$TR"
 
-# 6. A wrong password: 77 and the relay's 535 quoted.
+# 6. A wrong password: the message is kept (exit 0: it is ours now),
+# the 535 quoted and the fix asked for loudly; with queue off, 77.
 srv wrongpw -T -c "$CERTS/server.pem" -k "$CERTS/server.key" \
     -e "AUTH PLAIN,PIPELINING"
-conf wrongpw "tls_starttls off"
+conf wrongpw "tls_starttls off" "queue_dir $T/queue-wrongpw"
 sed -i "s/^password .*/password wrong-password/" "$CONF"
 send wrongpw bob@example.org
 wait
-check_eq "wrong password: exit 77" "$RC" 77
+check_eq "wrong password: exit 0, kept" "$RC" 0
 check_grep "wrong password: the 535 is quoted" 'the relay said: 535' \
     "$T/wrongpw.err"
+check_grep "wrong password: kept, fix asked for" \
+    'NOT SENT YET: the message is kept in the queue as' "$T/wrongpw.err"
+check_eq "wrong password: one message in the queue" \
+    "$(ls "$T/queue-wrongpw" | grep -cv status)" 1
 check_nogrep "wrong password: no MAIL sent" '^C [0-9]* MAIL' "$TR"
+srv wrongpw2 -T -c "$CERTS/server.pem" -k "$CERTS/server.key" \
+    -e "AUTH PLAIN,PIPELINING"
+conf wrongpw2 "tls_starttls off" "queue off"
+sed -i "s/^password .*/password wrong-password/" "$CONF"
+send wrongpw2 bob@example.org
+wait
+check_eq "wrong password, queue off: exit 77" "$RC" 77
+check_grep "wrong password, queue off: in dead.letter" \
+    '^X-Smarthost-Error: .*refused authentication' "$T/dead.letter"
 
 # 7. The -v trace never shows the password, in any form.
 srv trace -T -c "$CERTS/server.pem" -k "$CERTS/server.key" \

@@ -1242,15 +1242,17 @@ password_of(const char *auth, const char *user, const char *eval)
 {
 	static char	 buf[1100];
 	struct account	 a;
+	struct cred	 cr;
 	struct error	 e;
 
 	mk_account(&a, auth, user, eval);
 	memset(&e, 0, sizeof(e));
-	if (config_password(&a, &e) == -1)
+	if (secret_get(&a, &cr, &e) == -1)
 		snprintf(buf, sizeof(buf), "error %d: %s", e.code, e.msg);
 	else
-		snprintf(buf, sizeof(buf), "%s", a.password != NULL ?
-		    a.password : "(none)");
+		snprintf(buf, sizeof(buf), "%s", cr.password != NULL ?
+		    cr.password : "(none)");
+	secret_clear(&cr);
 	account_free(&a);
 	return buf;
 }
@@ -1259,6 +1261,7 @@ static void
 test_passwordeval(void)
 {
 	struct account	 a;
+	struct cred	 cr;
 	struct error	 e;
 	struct timespec	 t0, t1;
 	int		 rc, fds[2], saved;
@@ -1302,7 +1305,7 @@ test_passwordeval(void)
 	mk_account(&a, "on", "u", "sleep 5");
 	a.timeout = 1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	rc = config_password(&a, &e);
+	rc = secret_get(&a, &cr, &e);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	CHECK_INT(rc, -1, "passwordeval timeout: fails");
 	CHECK_STR(e.msg, "passwordeval command did not finish within 1 "
@@ -1318,8 +1321,11 @@ test_passwordeval(void)
 	    "auth EXTERNAL: no password looked for");
 	mk_account(&a, "on", "u", "exit 1");
 	a.password = xstrdup("given");
-	CHECK_INT(config_password(&a, &e), 0, "password given: untouched");
-	CHECK_STR(a.password, "given", "password given: kept");
+	CHECK_INT(secret_get(&a, &cr, &e), 0, "password given: no command");
+	CHECK_STR(cr.password, "given", "password given: it is the one");
+	CHECK(a.password == NULL, "password given: moved out of the account");
+	secret_clear(&cr);
+	CHECK(cr.password == NULL, "credentials: cleared");
 	account_free(&a);
 }
 

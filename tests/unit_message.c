@@ -160,7 +160,7 @@ rcpt_list(const struct message *m)
 	buf[0] = '\0';
 	for (i = 0; i < m->nrcpts; i++)
 		o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s%s",
-		    i ? "\n" : "", m->rcpts[i]);
+		    i ? "\n" : "", m->rcpts[i].addr);
 	return buf;
 }
 

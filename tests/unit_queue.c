@@ -96,8 +96,14 @@ spool(const struct account *a, struct message *m, const char *data,
     size_t len)
 {
 	struct error	 e;
-	static char	*rcpts[] = { "bob@example.com", "carol@example.net" };
+	static char	 r0[] = "bob@example.com", r1[] = "carol@example.net";
+	static struct rcpt rcpts[2];
 
+	free(rcpts[0].why);
+	free(rcpts[1].why);
+	memset(rcpts, 0, sizeof(rcpts));
+	rcpts[0].addr = r0;
+	rcpts[1].addr = r1;
 	memset(m, 0, sizeof(*m));
 	m->fd = -1;
 	if (queue_spool(a, &m->fd, &e) == -1) {
@@ -153,8 +159,10 @@ release(struct qentry *q, struct message *m)
 	if (m->fd != -1)
 		close(m->fd);
 	free(m->sender);
-	for (i = 0; i < m->nrcpts; i++)
-		free(m->rcpts[i]);
+	for (i = 0; i < m->nrcpts; i++) {
+		free(m->rcpts[i].addr);
+		free(m->rcpts[i].why);
+	}
 	free(m->rcpts);
 	memset(m, 0, sizeof(*m));
 	m->fd = -1;
@@ -229,8 +237,10 @@ test_commit_open(void)
 		return;
 	CHECK_STR(m2.sender, "alice@example.org", "open: sender");
 	CHECK_INT(m2.nrcpts, 2, "open: nrcpts");
-	CHECK_STR(m2.rcpts[0], "bob@example.com", "open: rcpt 0");
-	CHECK_STR(m2.rcpts[1], "carol@example.net", "open: rcpt 1");
+	CHECK_STR(m2.rcpts[0].addr, "bob@example.com", "open: rcpt 0");
+	CHECK_STR(m2.rcpts[1].addr, "carol@example.net", "open: rcpt 1");
+	CHECK(m2.rcpts[0].state == RCPT_PENDING && m2.rcpts[1].state ==
+	    RCPT_PENDING, "open: no status yet: every recipient pending");
 	CHECK_INT(m2.size, 47, "open: size");
 	CHECK_INT(m2.eightbit, 1, "open: eightbit");
 	CHECK_INT(m2.smtputf8, 0, "open: smtputf8");
@@ -319,21 +329,36 @@ test_defer_done(void)
 	memset(&why, 0, sizeof(why));
 	snprintf(why.msg, sizeof(why.msg), "cannot connect to "
 	    "relay.example.com port 465: Connection refused");
-	CHECK_INT(queue_defer(&q, &why, &e), 0, "defer: succeeds");
+	CHECK_INT(queue_defer(&q, &m, &why, 0, &e), 0, "defer: succeeds");
 	CHECK_INT(q.attempts, 1, "defer: attempts 1");
 	CHECK(q.first >= t0 && q.first <= time(NULL), "defer: first set");
 	CHECK_INT(q.last, q.first, "defer: last = first");
+	CHECK_INT(q.next, 0, "defer: the relay never answered: no backoff");
 	buf = slurp(spath, &len);
-	CHECK_STR(buf, fmt("attempts 1\nfirst %lld\nlast %lld\nerror cannot "
-	    "connect to relay.example.com port 465: Connection refused\n",
-	    (long long)q.first, (long long)q.first), "defer: status file");
+	CHECK_STR(buf, fmt("attempts 1\nfirst %lld\nlast %lld\nnext 0\n"
+	    "error cannot connect to relay.example.com port 465: Connection "
+	    "refused\n", (long long)q.first, (long long)q.first),
+	    "defer: status file");
 	free(buf);
 	first = q.first;
 	snprintf(why.msg, sizeof(why.msg), "the relay refused the sender "
 	    "for now");
 	snprintf(why.reply, sizeof(why.reply), "451 4.7.1 greylisted\n"
 	    "451 4.7.1 come\tback later");
-	CHECK_INT(queue_defer(&q, &why, &e), 0, "defer: again");
+	/* One recipient served, one waiting with the relay's words. */
+	rcpt_set(&m.rcpts[0], RCPT_SENT, NULL);
+	rcpt_set(&m.rcpts[1], RCPT_DEFERRED, "450 4.2.0 mailbox\tbusy");
+	CHECK_INT(queue_defer(&q, &m, &why, 1, &e), 0, "defer: again");
+	CHECK(q.next == q.last + 600, "defer: the relay answered, second "
+	    "failure: next try in 10 minutes");
+	CHECK(queue_backoff(1) == 300 && queue_backoff(2) == 600 &&
+	    queue_backoff(6) == 9600 && queue_backoff(7) == 14400 &&
+	    queue_backoff(1000) == 14400, "backoff: 5 min doubling to 4 h");
+	buf = slurp(spath, &len);
+	CHECK(buf != NULL && strstr(buf, "\nrcpt 0 sent\nrcpt 1 deferred "
+	    "450 4.2.0 mailbox busy\n") != NULL, "defer: recipients' states "
+	    "written, one line each");
+	free(buf);
 	close(m.fd);
 	qentry_free(&q);
 	CHECK_INT(queue_open(a.queue_dir, fmt("%s", strrchr(spath, '/') + 1),
@@ -344,23 +369,41 @@ test_defer_done(void)
 	CHECK_INT(q.attempts, 2, "defer: attempts 2 read back");
 	CHECK_INT(q.first, first, "defer: first kept");
 	CHECK(q.last >= first, "defer: last read back");
+	CHECK(q.next >= q.last + 300, "defer: next read back");
 	CHECK_STR(q.error, "the relay refused the sender for now (relay "
 	    "said: 451 4.7.1 greylisted 451 4.7.1 come back later)",
 	    "defer: error is one sanitized line with the reply");
-	CHECK_INT(q.refused, 0, "defer: not refused");
+	CHECK(m.rcpts[0].state == RCPT_SENT, "defer: sent one read back");
+	CHECK(m.rcpts[1].state == RCPT_DEFERRED && m.rcpts[1].why != NULL &&
+	    strcmp(m.rcpts[1].why, "450 4.2.0 mailbox busy") == 0,
+	    "defer: deferred one read back, with its reply");
 	/* Refused for good, kept for its owner (a shared queue's case). */
-	CHECK_INT(queue_refuse(&q, &why, &e), 0, "refuse: succeeds");
+	rcpt_set(&m.rcpts[1], RCPT_REFUSED, "550 5.1.1 gone");
+	CHECK_INT(m.rcpts[1].unreported, 1, "refuse: owed to the owner");
+	CHECK_INT(queue_defer(&q, &m, &why, 0, &e), 0, "refuse: succeeds");
 	buf = slurp(fmt("%s.status", spath), &len);
-	CHECK(buf != NULL && strstr(buf, "\nrefused 1\n") != NULL &&
-	    buf[len - 1] == '\n', "refuse: status says refused 1");
+	CHECK(buf != NULL && strstr(buf, "\nrcpt 1 unreported 550 5.1.1 "
+	    "gone\n") != NULL && buf[len - 1] == '\n',
+	    "refuse: status says unreported");
 	free(buf);
 	release(&q, &m);
 	CHECK_INT(queue_open(a.queue_dir, strrchr(spath, '/') + 1, &q, &m,
 	    &e), 0, "refuse: reopened");
-	CHECK_INT(q.refused, 1, "refuse: read back");
+	CHECK(m.rcpts[1].state == RCPT_REFUSED && m.rcpts[1].unreported,
+	    "refuse: read back");
 	CHECK_INT(q.attempts, 3, "refuse: counted as an attempt");
 	CHECK_INT(q.shared, 0, "refuse: a private queue is not shared");
 	CHECK_INT(q.owner, getuid(), "refuse: the owner is read");
+	release(&q, &m);
+	/* The first format: "refused 1" meant the whole message. */
+	spit(fmt("%s.status", spath), "attempts 1\nfirst 1\nlast 1\nerror "
+	    "x\nrefused 1\n", 44, 0600);
+	CHECK_INT(queue_open(a.queue_dir, strrchr(spath, '/') + 1, &q, &m,
+	    &e), 0, "legacy status: reopened");
+	CHECK(m.rcpts[0].state == RCPT_REFUSED && m.rcpts[0].unreported &&
+	    m.rcpts[1].state == RCPT_REFUSED && m.rcpts[1].unreported,
+	    "legacy status: refused 1 is every recipient refused");
+	CHECK_INT(q.next, 0, "legacy status: no next line, no backoff");
 	CHECK_INT(queue_done(&q), 0, "done: succeeds");
 	CHECK(!exists(spath), "done: entry removed");
 	CHECK(!exists(fmt("%s.status", spath)), "done: status removed");
@@ -530,6 +573,21 @@ test_corrupt(void)
 	    "attempts 1\nfirst 1\nlast 1\nerror y\nrefused 2\n", 44, 0600);
 	corrupt_case(&a, "20260101T000000-000000000007", "its status file "
 	    "cannot be read, is too large or is garbled", "refused 2");
+	spit(fmt("%s/20260101T000000-000000000007.status", a.queue_dir),
+	    "attempts 1\nfirst 1\nlast 1\nnext 0\nerror y\nrcpt 1 sent\n",
+	    52, 0600);
+	corrupt_case(&a, "20260101T000000-000000000007", "its status file "
+	    "cannot be read, is too large or is garbled", "rcpt out of range");
+	spit(fmt("%s/20260101T000000-000000000007.status", a.queue_dir),
+	    "attempts 1\nfirst 1\nlast 1\nnext 0\nerror y\nrcpt 0 sent\n"
+	    "rcpt 0 refused\n", 67, 0600);
+	corrupt_case(&a, "20260101T000000-000000000007", "its status file "
+	    "cannot be read, is too large or is garbled", "rcpt twice");
+	spit(fmt("%s/20260101T000000-000000000007.status", a.queue_dir),
+	    "attempts 1\nfirst 1\nlast 1\nnext 0\nerror y\nrcpt 0 gone\n",
+	    52, 0600);
+	corrupt_case(&a, "20260101T000000-000000000007", "its status file "
+	    "cannot be read, is too large or is garbled", "unknown state");
 }
 
 static void
@@ -612,6 +670,8 @@ test_commit_paths(void)
 	struct error	 e;
 	struct stat	 st;
 	char		 tmp[600], name[600];
+	static char	 bad[] = "bob@example.com\r\nDATA";
+	char		*good;
 	int		 fd;
 
 	setup(&a, "paths");
@@ -671,13 +731,14 @@ test_commit_paths(void)
 	close(m.fd);
 	qentry_free(&q);
 
-	m.rcpts[0] = "bob@example.com\r\nDATA";
+	good = m.rcpts[0].addr;
+	m.rcpts[0].addr = bad;
 	CHECK_INT(queue_spool(&a, &m.fd, &e), 0, "paths: spool");
 	CHECK_INT(queue_commit(&a, &m, &q, &e), -1,
 	    "paths: CRLF in an address is not queued");
 	CHECK_INT(e.code, 70, "paths: that is an internal error");
 	close(m.fd);
-	m.rcpts[0] = "bob@example.com";
+	m.rcpts[0].addr = good;
 }
 
 static void
@@ -708,7 +769,7 @@ test_dead_letter(void)
 	    "bob@example.com");
 	snprintf(why.reply, sizeof(why.reply), "550 5.1.1 no such\nuser");
 	t0 = time(NULL);
-	CHECK_INT(queue_dead_letter(&a, &m, &why, &e), 0, "dead: written");
+	CHECK_INT(queue_dead_letter(&a, &m, &why, NULL, &e), 0, "dead: written");
 	t1 = time(NULL);
 	strftime(d0, sizeof(d0), "%a %b %e %H:%M:%S %Y", gmtime_r(&t0, &tm));
 	strftime(d1, sizeof(d1), "%a %b %e %H:%M:%S %Y", gmtime_r(&t1, &tm));
@@ -734,7 +795,7 @@ test_dead_letter(void)
 	snprintf(why.msg, sizeof(why.msg), "too old");
 	free(buf);
 	t0 = time(NULL);
-	queue_dead_letter(&a, &m, &why, &e);
+	queue_dead_letter(&a, &m, &why, NULL, &e);
 	strftime(d0, sizeof(d0), "%a %b %e %H:%M:%S %Y", gmtime_r(&t0, &tm));
 	buf = slurp(a.dead_letter, &len);
 	CHECK(buf != NULL && strstr(buf, fmt("\n\nFrom MAILER-DAEMON %s\n"
@@ -755,7 +816,7 @@ test_dead_letter(void)
 	}
 	xread1(p[0]);
 	ms = msec();
-	CHECK_INT(queue_dead_letter(&a, &m, &why, &e), 0,
+	CHECK_INT(queue_dead_letter(&a, &m, &why, NULL, &e), 0,
 	    "dead: written after the lock is released");
 	CHECK(msec() - ms >= 250, "dead: waited for the lock");
 	waitpid(pid, &status, 0);
@@ -765,7 +826,7 @@ test_dead_letter(void)
 	spit(target, "keep\n", 5, 0600);
 	unlink(a.dead_letter);
 	CHECK_INT(symlink(target, a.dead_letter), 0, "dead: setup symlink");
-	CHECK_INT(queue_dead_letter(&a, &m, &why, &e), -1,
+	CHECK_INT(queue_dead_letter(&a, &m, &why, NULL, &e), -1,
 	    "dead: a symlink is not followed");
 	CHECK_INT(e.code, 74, "dead: symlink is 74");
 	CHECK_STR(e.msg, fmt("cannot write dead.letter file %s: it is a "
@@ -832,8 +893,8 @@ test_list(void)
 	    "                                              ops@example.com\n"
 	    "                                              oncall@example.com"
 	    "\n"
-	    "  (3 attempts, last 1m ago: cannot connect to relay.example.com "
-	    "port 465: Connection refused)\n"
+	    "  (3 attempts, last 1m ago, next try at the next run: cannot "
+	    "connect to relay.example.com port 465: Connection refused)\n"
 	    "\n"
 	    "-- 1 kB in 2 messages\n", "list: two entries, exactly");
 	free(out);
@@ -849,7 +910,7 @@ test_list(void)
 	    "20261119T081320-00000000000a        47    3m  cron@exampl...\n"
 	    "                                              ops@example...\n"
 	    "                                              oncall@exam...\n"
-	    "  (3 attempts, last 1m ago: cannot connect to relay.examp...\n"
+	    "  (3 attempts, last 1m ago, next try at the next run: can...\n"
 	    "\n"
 	    "-- 1 kB in 2 messages\n", "list: lines cut to the width");
 	free(out);
