@@ -192,5 +192,6 @@ check_eq "configure over a file: kept" \
 # A closed provider is refused before any question.
 configure closed someone@arcor.de
 check_eq "configure arcor: exit 78" "$RC" 78
-check_grep "configure arcor: the note" 'Arcor no longer exists' \
+check_grep "configure arcor: says it was discontinued" \
+    "provider arcor: discontinued: Arcor's mail service ended" \
     "$T/closed.tty"
