@@ -1350,7 +1350,6 @@ static int
 conf_load(const struct ctx *c, const struct cmdline *cl, struct clist *all,
     struct files *f, struct error *err)
 {
-	const char	*sys = SYSCONFDIR "/smarthost.conf", *env;
 	char		*path;
 	int		 rc;
 
@@ -1366,10 +1365,7 @@ conf_load(const struct ctx *c, const struct cmdline *cl, struct clist *all,
 			    cl->conffile, strerror(ENOENT));
 		return rc;
 	}
-	env = getenv("SMARTHOST_SYSCONF");
-	if (!c->privileged && env != NULL && *env != '\0')
-		sys = env;
-	if (conf_file(c, sys, CF_SYSTEM, all, f, err) == -1)
+	if (conf_file(c, config_system_file(), CF_SYSTEM, all, f, err) == -1)
 		return -1;
 	if ((path = xdg_path(c, "XDG_CONFIG_HOME", ".config",
 	    "smarthost/config")) == NULL)
@@ -2408,6 +2404,18 @@ config_password(struct account *a, struct error *err)
 /*
  * Names, printing, freeing.
  */
+/* The system file; SMARTHOST_SYSCONF moves it for tests, unprivileged. */
+const char *
+config_system_file(void)
+{
+	const char	*env = getenv("SMARTHOST_SYSCONF");
+
+	if (getuid() == geteuid() && !priv_setgid() && env != NULL &&
+	    *env != '\0')
+		return env;
+	return SYSCONFDIR "/smarthost.conf";
+}
+
 const char *
 config_system_queue(void)
 {
