@@ -976,6 +976,7 @@ main(int argc, char *argv[])
 	mode_from_name(&cl, argv[0]);
 	parse_args(&cl, argc, argv);
 	trace_level = cl.verbose;
+	config_env_warn();	/* once: the environment is read often */
 
 	switch (cl.mode) {
 	case MODE_VERSION:

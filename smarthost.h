@@ -185,6 +185,7 @@ int	 config_password(struct account *, struct error *);
 int	 config_is_directive(const char *);
 void	 config_print(FILE *, const struct account *);
 const char *config_system_file(void);	/* /etc/smarthost.conf */
+void	 config_env_warn(void);		/* misspelt SMARTHOST_ variables */
 const char *config_system_queue(void);	/* of a setgid install */
 char	*config_user_queue(void);		/* ... and a user's there */
 void	 account_free(struct account *);
