@@ -8,7 +8,8 @@
  *
  * --configure asks for what a preset does not know, proves the answers
  * by connecting and authenticating, and only then writes the user's
- * configuration file (root's: the system one, unless root says not).
+ * configuration file (for root, the system one unless it asks for its
+ * own).
  */
 #include <sys/stat.h>
 #include <sys/types.h>
