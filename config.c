@@ -319,6 +319,13 @@ settings_put(struct settings *s, enum dir d, char *v, int own)
 	s->own[d] = own != 0;
 }
 
+/* Does settings_copy() take d from src? */
+static int
+copied(const struct settings *src, enum dir d, int own_only)
+{
+	return src->val[d] != NULL && (!own_only || src->own[d]);
+}
+
 /* Copy what src set (only its own settings when inheriting). */
 static void
 settings_copy(struct settings *dst, const struct settings *src,
@@ -326,8 +333,20 @@ settings_copy(struct settings *dst, const struct settings *src,
 {
 	int	 d;
 
+	/*
+	 * password and passwordeval are one setting, the password's
+	 * source: a layer that sets either replaces both of the layer
+	 * below, so --passwordeval beats a file's password (msmtp would
+	 * let the password win) and SMARTHOST_PASSWORD a file's
+	 * passwordeval.
+	 */
+	if (copied(src, D_PASSWORD, own_only) ||
+	    copied(src, D_PASSWORDEVAL, own_only)) {
+		settings_put(dst, D_PASSWORD, NULL, 0);
+		settings_put(dst, D_PASSWORDEVAL, NULL, 0);
+	}
 	for (d = 0; d < D_COUNT; d++) {
-		if (src->val[d] == NULL || (own_only && !src->own[d]))
+		if (!copied(src, d, own_only))
 			continue;
 		settings_put(dst, d, xstrdup(src->val[d]), own);
 	}
@@ -1340,7 +1359,6 @@ static int
 conf_load(const struct ctx *c, const struct cmdline *cl, struct clist *all,
     struct files *f, struct error *err)
 {
-	const char	*sys = SYSCONFDIR "/smarthost.conf", *env;
 	char		*path;
 	int		 rc;
 
@@ -1356,10 +1374,7 @@ conf_load(const struct ctx *c, const struct cmdline *cl, struct clist *all,
 			    cl->conffile, strerror(ENOENT));
 		return rc;
 	}
-	env = getenv("SMARTHOST_SYSCONF");
-	if (!c->privileged && env != NULL && *env != '\0')
-		sys = env;
-	if (conf_file(c, sys, CF_SYSTEM, all, f, err) == -1)
+	if (conf_file(c, config_system_file(), CF_SYSTEM, all, f, err) == -1)
 		return -1;
 	if ((path = xdg_path(c, "XDG_CONFIG_HOME", ".config",
 	    "smarthost/config")) == NULL)
@@ -1628,6 +1643,118 @@ env_apply(const struct ctx *c, struct settings *s, const char *password,
 		return directive_apply(c, s, D_PASSWORD, password,
 		    "SMARTHOST_PASSWORD", EX_CONFIG, err);
 	return 0;
+}
+
+/*
+ * A SMARTHOST_ variable that is neither a directive nor one the program
+ * reads itself is a typo that would go unnoticed: say so, naming the
+ * nearest known variable.  Only names are shown, never values (one may
+ * be a misspelt password).  sendmail.c calls this once per run.
+ */
+static const char *const env_own[] = {
+	"RELAY", "PASSWORD", "PASSWORD_FILE",
+	"SYSCONF", "MAILNAME_FILE",	/* tests move the system files */
+	NULL
+};
+
+#define ENV_NAME_MAX	64
+
+/* Edit distance of a and b, ignoring case (both shorter than 64). */
+static size_t
+env_distance(const char *a, const char *b)
+{
+	size_t	 row[ENV_NAME_MAX + 1], i, j, diag, up, best;
+	size_t	 na = strlen(a), nb = strlen(b);
+
+	for (j = 0; j <= nb; j++)
+		row[j] = j;
+	for (i = 1; i <= na; i++) {
+		diag = row[0];
+		row[0] = i;
+		for (j = 1; j <= nb; j++) {
+			up = row[j];
+			best = diag + (toupper((unsigned char)a[i - 1]) !=
+			    toupper((unsigned char)b[j - 1]));
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[nb];
+}
+
+/* Is name (after SMARTHOST_) known?  If not, *near is the closest. */
+static int
+env_known(const char *name, char *near, size_t size)
+{
+	char		 up[ENV_NAME_MAX];
+	size_t		 i, d, best = (size_t)-1;
+
+	near[0] = '\0';
+	for (i = 0; env_own[i] != NULL; i++) {
+		if (strcmp(name, env_own[i]) == 0)
+			return 1;
+		if ((d = env_distance(name, env_own[i])) < best) {
+			best = d;
+			snprintf(near, size, "%s", env_own[i]);
+		}
+	}
+	for (i = 0; i < D_COUNT; i++) {
+		snprintf(up, sizeof(up), "%s", names[i]);
+		for (d = 0; up[d] != '\0'; d++)
+			up[d] = (char)toupper((unsigned char)up[d]);
+		if (strcmp(name, up) == 0)
+			return 1;
+		if ((d = env_distance(name, up)) < best) {
+			best = d;
+			snprintf(near, size, "%s", up);
+		}
+	}
+	/* Two edits away is a suggestion; further, a riddle. */
+	if (best > 2)
+		near[0] = '\0';
+	return 0;
+}
+
+void
+config_env_warn(void)
+{
+	extern char	**environ;
+	char		 name[ENV_NAME_MAX], shown[ENV_NAME_MAX + 16];
+	char		 near[ENV_NAME_MAX];
+	const char	*e, *eq;
+	size_t		 i, n;
+
+	for (i = 0; environ[i] != NULL; i++) {
+		e = environ[i];
+		if (strncmp(e, "SMARTHOST_", 10) != 0)
+			continue;
+		e += 10;
+		if ((eq = strchr(e, '=')) == NULL)
+			continue;
+		n = (size_t)(eq - e);
+		if (n >= sizeof(name))
+			n = sizeof(name) - 1;
+		memcpy(name, e, n);
+		name[n] = '\0';
+		if (env_known(name, near, sizeof(near)))
+			continue;
+		sanitize(shown, sizeof(shown), name);
+		if (near[0] != '\0')
+			log_warn("SMARTHOST_%s is not a variable smarthost "
+			    "knows and is ignored: did you mean SMARTHOST_%s?",
+			    shown, near);
+		else
+			log_warn("SMARTHOST_%s is not a variable smarthost "
+			    "knows and is ignored: it reads SMARTHOST_RELAY, "
+			    "SMARTHOST_PASSWORD, SMARTHOST_PASSWORD_FILE and "
+			    "SMARTHOST_ with any directive of "
+			    "smarthost.conf(5) in upper case, such as "
+			    "SMARTHOST_HOST", shown);
+	}
 }
 
 /*
@@ -2015,6 +2142,18 @@ config_account_names(const struct cmdline *cl, char ***out, size_t *n,
 /*
  * Names, printing, freeing.
  */
+/* The system file; SMARTHOST_SYSCONF moves it for tests, unprivileged. */
+const char *
+config_system_file(void)
+{
+	const char	*env = getenv("SMARTHOST_SYSCONF");
+
+	if (getuid() == geteuid() && !priv_setgid() && env != NULL &&
+	    *env != '\0')
+		return env;
+	return SYSCONFDIR "/smarthost.conf";
+}
+
 const char *
 config_system_queue(void)
 {

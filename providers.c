@@ -71,11 +71,15 @@ static const struct provider providers[] = {
 		"programs" },
 	      { NULL, NULL }, { NULL, NULL } },
 	    "https://hilfe.web.de/pop-imap/einschalten.html" },
-	/* Seed: [posteo.de]:587 with STARTTLS, 465 refused; not checked. */
+	/*
+	 * Checked: 465 with implicit TLS and 587 with STARTTLS (Delta Chat's
+	 * provider database, checked 2026-01, quoting Posteo's help); an
+	 * old Postfix guide's "465 refused" is no longer true.
+	 */
 	{ "posteo", NULL,
 	    "posteo.de posteo.net posteo.at posteo.ch posteo.org posteo.eu",
-	    "posteo.de", 587, 1, NULL, 0, NULL, NULL,
-	    "STARTTLS on 587 only (the seed reports 465 refused)",
+	    "posteo.de", 465, 0, NULL, 0, NULL, NULL,
+	    "implicit TLS on 465; STARTTLS on 587 works too",
 	    { { NULL, NULL }, { NULL, NULL }, { NULL, NULL } },
 	    "https://posteo.de/en/help/how-do-i-set-up-posteo-in-an-email-"
 	    "client-pop3-imap-and-smtp" },
@@ -88,14 +92,31 @@ static const struct provider providers[] = {
 	    { { NULL, NULL }, { NULL, NULL }, { NULL, NULL } },
 	    "https://www.ionos.de/hilfe/e-mail/grundlagen/serverinformation"
 	    "en-fuer-imap-pop3-und-smtp/" },
-	/* Seed: postman.arcor-online.net off since November 2005. */
+	/*
+	 * smtp.strato.de: 465 with implicit TLS (587 STARTTLS too), the
+	 * login the full address; host and ports seen in STRATO's own
+	 * Received lines and users' settings, not on the FAQ page itself.
+	 */
+	{ "strato", NULL, "",
+	    "smtp.strato.de", 465, 0, NULL, 0, NULL, NULL,
+	    "user is the full e-mail address of the mailbox",
+	    { { NULL, NULL }, { NULL, NULL }, { NULL, NULL } },
+	    "https://www.strato.com/faq/en_us/product/configuration-"
+	    "possibilities-in-email-management/" },
+	/*
+	 * Discontinued: Vodafone took Arcor over in 2008 and dissolved it in
+	 * 2011; the old relay postman.arcor-online.net was switched off in
+	 * November 2005.  The row stays so that `provider arcor' and an
+	 * arcor.de address at --configure say so instead of "unknown".
+	 */
 	{ "arcor", NULL, "arcor.de",
 	    "mail.arcor.de", 25, 1, NULL, 0, NULL,
-	    "Arcor no longer exists as a mail provider (taken over by "
-	    "Vodafone in 2008, dissolved in 2011; the seed's "
-	    "postman.arcor-online.net was switched off in November 2005): "
-	    "set host to the relay Vodafone names for arcor.de mailboxes",
-	    "closed: no longer exists as a mail provider",
+	    "discontinued: Arcor's mail service ended (Vodafone took Arcor "
+	    "over in 2008 and dissolved it in 2011; its relay "
+	    "postman.arcor-online.net was switched off in November 2005), so "
+	    "there is no preset for it; arcor.de mailboxes that still exist "
+	    "are Vodafone's: set host to the relay Vodafone names for them",
+	    "discontinued: not a usable preset",
 	    { { NULL, NULL }, { NULL, NULL }, { NULL, NULL } },
 	    "https://dsl.preisvergleich.de/info/14578/arcor-umzug/" },
 	/* Seed: other senders are filtered; host and port not checked. */
@@ -118,6 +139,24 @@ static const struct provider providers[] = {
 		    "2-Step Verification") },
 	      { NULL, NULL }, { NULL, NULL } },
 	    "https://support.google.com/mail/answer/7126229" },
+	/*
+	 * Checked: Google Workspace's SMTP relay service, which an
+	 * administrator turns on (Gmail, Routing, SMTP relay service); with
+	 * TLS on 587 (465 works too), by the sending machine's IP address or
+	 * by a login as a Workspace user.
+	 */
+	{ "google-relay", "google-workspace workspace gsuite smtp-relay", "",
+	    "smtp-relay.gmail.com", 587, 1, NULL, 0, NULL, NULL,
+	    "Workspace relay: IP-authenticated (no user) or a Workspace "
+	    "login; sender in your domains",
+	    { { "Invalid credentials for relay|Mail relay denied",
+		"Google Workspace relay: register this machine's public "
+		"IP address in the SMTP relay service setting (Admin "
+		"console, Apps, Google Workspace, Gmail, Routing), or "
+		"require SMTP authentication there and set user and "
+		"password; the sender must be in one of your domains" },
+	      { NULL, NULL }, { NULL, NULL } },
+	    "https://support.google.com/a/answer/2956491" },
 	/* Checked. */
 	{ "outlook", "hotmail live outlook.com",
 	    "outlook.com hotmail.com live.com msn.com outlook.de hotmail.de "
@@ -131,16 +170,31 @@ static const struct provider providers[] = {
 	      { NULL, NULL }, { NULL, NULL } },
 	    "https://support.microsoft.com/en-us/office/pop-imap-and-smtp-"
 	    "settings-for-outlook-com-d088b986-291d-42b8-9564-9c414e2aa040" },
-	/* Checked. */
+	/*
+	 * Checked.  Basic authentication (a password) for SMTP AUTH is off
+	 * by default for existing tenants from the end of December 2026 and
+	 * not offered to new tenants (message center MC786329, update of
+	 * 2026-01-27); the replies are 535 5.7.139 and 550 5.7.30.
+	 */
 	{ "office365", "microsoft365 m365 exchange-online", "",
 	    "smtp.office365.com", 587, 1, NULL, 0, NULL, NULL,
-	    "authenticated SMTP must be enabled for the mailbox",
+	    "password login is off by default from the end of 2026: use "
+	    "OAuth2; SMTP AUTH must be enabled for the mailbox",
 	    { { "SmtpClientAuthentication is disabled",
-		"Microsoft 365: authenticated SMTP is disabled for this "
-		"mailbox; an administrator enables it in the Microsoft 365 "
-		"admin center (the user, Mail, Manage email apps, "
-		"Authenticated SMTP)" },
-	      { NULL, NULL }, { NULL, NULL } },
+		"Microsoft 365: SMTP AUTH is turned off for this mailbox "
+		"or the whole tenant; an administrator turns it on in the "
+		"Microsoft 365 admin center (the user, Mail, Manage email "
+		"apps, Authenticated SMTP), which OAuth2 needs too" },
+	      { "5.7.30|Basic authentication is not supported|"
+		"basic authentication is disabled|security defaults",
+		"Microsoft 365 no longer takes a password for SMTP "
+		"(basic authentication is off: by default for existing "
+		"tenants from the end of December 2026, always for new "
+		"ones): log in with OAuth2 (see OAuth2 in "
+		"smarthost.conf(5)), or have an administrator allow basic "
+		"authentication again in the tenant's SMTP AUTH setting "
+		"while Microsoft still offers it" },
+	      { NULL, NULL } },
 	    "https://learn.microsoft.com/en-us/exchange/clients-and-mobile-"
 	    "in-exchange-online/authenticated-client-smtp-submission" },
 	/* Checked: 587 STARTTLS, app-specific password. */
@@ -237,6 +291,30 @@ static const struct provider providers[] = {
 	    "user is the SMTP login of the account, the password an SMTP key",
 	    { { NULL, NULL }, { NULL, NULL }, { NULL, NULL } },
 	    "https://developers.brevo.com/docs/smtp-integration" },
+	/*
+	 * Checked (a page quoting Mailjet): in-v3.mailjet.com, 587 with
+	 * STARTTLS; the user is the API key, the password its secret key.
+	 */
+	{ "mailjet", NULL, "",
+	    "in-v3.mailjet.com", 587, 1, NULL, 0, NULL, NULL,
+	    "user is the API key, the password the secret key; the sender "
+	    "must be validated",
+	    { { NULL, NULL }, { NULL, NULL }, { NULL, NULL } },
+	    "https://cloud.google.com/compute/docs/tutorials/sending-mail/"
+	    "using-mailjet" },
+	/* Checked: SSL on 465, 8465, 443; TLS on 25, 2525, 8025, 587, 80. */
+	{ "smtp2go", NULL, "",
+	    "mail.smtp2go.com", 465, 0, NULL, 0, NULL, NULL,
+	    "user and password of an SMTP User (Sending, SMTP Users)",
+	    { { NULL, NULL }, { NULL, NULL }, { NULL, NULL } },
+	    "https://developers.smtp2go.com/docs/smtp-relay" },
+	/* Checked: SMTPS 465/2465, STARTTLS 25/587/2587; user "resend". */
+	{ "resend", NULL, "",
+	    "smtp.resend.com", 465, 0, NULL, 0, "resend", NULL,
+	    "user is literally resend, the password an API key; verified "
+	    "domain",
+	    { { NULL, NULL }, { NULL, NULL }, { NULL, NULL } },
+	    "https://resend.com/docs/send-with-smtp" },
 	/* Seed (like GMX); host of the MX Plan mailboxes, not checked. */
 	{ "ovh", NULL, "",
 	    "ssl0.ovh.net", 465, 0, NULL, 0, NULL, NULL,
@@ -446,7 +524,11 @@ providers_list(FILE *fp)
 	    "NOTE");
 	for (i = 0; i < NPROVIDERS; i++) {
 		r = &providers[i];
-		snprintf(hp, sizeof(hp), "%s:%d", r->host, r->port);
+		/* A discontinued row shows no relay to copy. */
+		if (r->closed != NULL)
+			snprintf(hp, sizeof(hp), "-");
+		else
+			snprintf(hp, sizeof(hp), "%s:%d", r->host, r->port);
 		fprintf(fp, "%-12s %-34s %-8s %s\n", r->name, hp,
 		    r->closed != NULL ? "-" : r->starttls ? "STARTTLS" :
 		    "implicit", r->note);

@@ -120,6 +120,12 @@ long_option(struct cmdline *cl, const char *arg, int argc, char **argv,
 	} else if (strncmp(arg, "import-postfix=", 15) == 0) {
 		cl->mode = MODE_IMPORT_POSTFIX;
 		cl->setup_arg = arg + 15;
+	} else if (strcmp(arg, "output") == 0) {
+		if (*i + 1 >= argc)
+			usage_error("--output needs a file name");
+		cl->output = checked("-output", argv[++*i]);
+	} else if (strncmp(arg, "output=", 7) == 0) {
+		cl->output = checked("-output", arg + 7);
 	} else if (strcmp(arg, "configure") == 0) {
 		if (*i + 1 >= argc)
 			usage_error("--configure needs an address");
@@ -194,7 +200,15 @@ parse_short(struct cmdline *cl, int argc, char **argv, int i)
 		case 'C': cl->conffile = val; break;
 		case 'a': cl->account = val; break;
 		case 'b': set_mode(cl, val); break;
-		case 'o': set_o(cl, val); break;
+		case 'o':
+			/* After --import-postfix, -o names its output file. */
+			if (cl->mode == MODE_IMPORT_POSTFIX)
+				cl->output = val;
+			else {
+				cl->o_early = val;
+				set_o(cl, val);
+			}
+			break;
 		default: break;		/* -O -A -h -L: accepted, ignored */
 		}
 		return i;
@@ -242,6 +256,13 @@ parse_args(struct cmdline *cl, int argc, char **argv)
 	if (cl->body != NULL && strcasecmp(cl->body, "7BIT") != 0 &&
 	    strcasecmp(cl->body, "8BITMIME") != 0)
 		usage_error("-B takes 7BIT or 8BITMIME, not '%s'", cl->body);
+	if (cl->output != NULL && cl->mode != MODE_IMPORT_POSTFIX)
+		usage_error("--output (or -o FILE) is for --import-postfix");
+	/* -o FILE before --import-postfix was read as a sendmail -o. */
+	if (cl->mode == MODE_IMPORT_POSTFIX && cl->output == NULL &&
+	    cl->o_early != NULL)
+		usage_error("-o %s: write -o FILE after --import-postfix",
+		    cl->o_early);
 }
 
 static void
@@ -303,8 +324,12 @@ help(void)
 	    "  --providers    list the provider presets\n"
 	    "  --import-postfix [DIR]  print a configuration equivalent to "
 	    "DIR/main.cf\n"
-	    "  --configure ADDRESS     write a user configuration, after "
-	    "testing it\n"
+	    "  -o FILE, --output FILE  with --import-postfix: write it to "
+	    "FILE instead,\n"
+	    "                 mode 0600, replacing only an earlier import\n"
+	    "  --configure ADDRESS     write a user configuration (root: "
+	    "the system one),\n"
+	    "                 after testing it\n"
 	    "  --version, --help\n"
 	    "  -o*, -A, -G, -h, -L, -m, -n, -O, -U   accepted and ignored\n"
 	    "  --DIRECTIVE=VALUE   any configuration directive, e.g. "
@@ -433,6 +458,7 @@ main(int argc, char *argv[])
 	mode_from_name(&cl, argv[0]);
 	parse_args(&cl, argc, argv);
 	trace_level = cl.verbose;
+	config_env_warn();	/* once: the environment is read often */
 
 	switch (cl.mode) {
 	case MODE_VERSION:
@@ -447,7 +473,7 @@ main(int argc, char *argv[])
 		providers_list(stdout);
 		return EX_OK;
 	case MODE_IMPORT_POSTFIX:
-		if (setup_import_postfix(cl.setup_arg, stdout, &e) == -1)
+		if (setup_import(cl.setup_arg, cl.output, &e) == -1)
 			die(&e);
 		return EX_OK;
 	case MODE_CONFIGURE:

@@ -8,7 +8,8 @@
  *
  * --configure asks for what a preset does not know, proves the answers
  * by connecting and authenticating, and only then writes the user's
- * configuration file.
+ * configuration file (for root, the system one unless it asks for its
+ * own).
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -932,8 +933,9 @@ conv_print(FILE *fp, const struct conv *c, const char *path)
 		print_comment(fp, c->notes[i]);
 }
 
-int
-setup_import_postfix(const char *dir, FILE *out, struct error *err)
+/* The import itself; *password says whether the output holds one. */
+static int
+import_run(const char *dir, FILE *out, int *password, struct error *err)
 {
 	struct maincf	 m;
 	struct conv	 c;
@@ -942,6 +944,7 @@ setup_import_postfix(const char *dir, FILE *out, struct error *err)
 	if (dir == NULL)
 		dir = POSTFIX_DIR;
 	memset(&c, 0, sizeof(c));
+	*password = 0;
 	if (pf_read(&m, dir, err) == -1) {
 		pf_free(&m);
 		return -1;
@@ -956,6 +959,7 @@ setup_import_postfix(const char *dir, FILE *out, struct error *err)
 		conv_domain(&m, &c);
 		conv_rest(&m, &c);
 		conv_print(out, &c, m.path);
+		*password = c.password != NULL;
 		if (fflush(out) == EOF || ferror(out))
 			rc = error_set(err, EX_IOERR, "cannot write the "
 			    "configuration: %s", strerror(errno));
@@ -963,6 +967,156 @@ setup_import_postfix(const char *dir, FILE *out, struct error *err)
 	conv_free(&c);
 	pf_free(&m);
 	return rc;
+}
+
+int
+setup_import_postfix(const char *dir, FILE *out, struct error *err)
+{
+	int	 password;
+
+	return import_run(dir, out, &password, err);
+}
+
+/*
+ * An earlier import's output, which -o may replace: a regular file of
+ * the caller's own that starts with the line conv_print() writes.  A
+ * file written by hand, or anybody else's, is never replaced.
+ */
+#define IMPORT_MARK	"# Imported from "
+#define IMPORT_MARK2	"--import-postfix."	/* the line may wrap */
+
+static int
+import_ours(const char *path, const struct stat *st)
+{
+	struct stat	 fst;
+	char		 head[PATH_MAX + 256];
+	ssize_t		 n;
+	int		 fd, ours;
+
+	if (!S_ISREG(st->st_mode) || st->st_uid != geteuid())
+		return 0;
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+	    O_CLOEXEC)) == -1)
+		return 0;
+	ours = fstat(fd, &fst) == 0 && fst.st_ino == st->st_ino &&
+	    fst.st_dev == st->st_dev &&
+	    (n = read(fd, head, sizeof(head) - 1)) > 0;
+	close(fd);
+	if (!ours)
+		return 0;
+	head[n] = '\0';
+	return strncmp(head, IMPORT_MARK, strlen(IMPORT_MARK)) == 0 &&
+	    strstr(head, IMPORT_MARK2) != NULL;
+}
+
+/* Say so when a password goes into a file others can read. */
+static void
+import_stdout_check(void)
+{
+	struct stat	 st;
+
+	if (fstat(STDOUT_FILENO, &st) == 0 && S_ISREG(st.st_mode) &&
+	    (st.st_mode & (S_IRGRP | S_IROTH)) != 0)
+		log_warn("standard output is a file that others can read "
+		    "(mode %03o) and it now holds a password: smarthost "
+		    "refuses such a configuration; run chmod 600 on it, or "
+		    "write it with -o FILE instead",
+		    (unsigned)(st.st_mode & 0777));
+}
+
+/* Make the new file durable in its directory too. */
+static void
+dir_sync(const char *dir)
+{
+	int	 fd;
+
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
+		fsync(fd);
+		close(fd);
+	}
+}
+
+/*
+ * -o FILE: a new file of mode 0600 in FILE's directory, written through
+ * a buffer of ours (wiped: it held the password), fsync'ed, then put in
+ * place: link(2) where there was no file, so a file that appears
+ * meanwhile is never overwritten; rename(2) over an earlier import of
+ * the caller's.  A symbolic link is never followed.
+ */
+static int
+import_to_file(const char *dir, const char *path, struct error *err)
+{
+	struct stat	 st;
+	char		 tmp[PATH_MAX + 32], parent[PATH_MAX], iobuf[4096];
+	const char	*slash = strrchr(path, '/');
+	FILE		*fp;
+	int		 fd, rc, bad, password, replace = 0;
+
+	if (strlen(path) >= PATH_MAX - 32)
+		return error_set(err, EX_USAGE, "-o: the file name is too "
+		    "long");
+	if (lstat(path, &st) == 0) {
+		if (S_ISLNK(st.st_mode))
+			return error_set(err, EX_CANTCREAT, "%s is a symbolic "
+			    "link, which -o never follows: nothing was "
+			    "written", path);
+		if (!import_ours(path, &st))
+			return error_set(err, EX_CANTCREAT, "%s exists and is "
+			    "not an earlier --import-postfix output of yours: "
+			    "it was kept and nothing was written (remove it, "
+			    "or name another file)", path);
+		replace = 1;
+	} else if (errno != ENOENT)
+		return error_set(err, EX_CANTCREAT, "cannot write %s: %s",
+		    path, strerror(errno));
+	if (slash == NULL)
+		snprintf(parent, sizeof(parent), ".");
+	else if (slash == path)
+		snprintf(parent, sizeof(parent), "/");
+	else
+		snprintf(parent, sizeof(parent), "%.*s", (int)(slash - path),
+		    path);
+	snprintf(tmp, sizeof(tmp), "%s/.smarthost-import.XXXXXX", parent);
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1)
+		return error_set(err, EX_CANTCREAT, "cannot create a file in "
+		    "%s: %s; nothing was written", parent, strerror(errno));
+	if (fchmod(fd, 0600) == -1 || (fp = fdopen(fd, "w")) == NULL) {
+		rc = error_set(err, EX_OSERR, "cannot write %s: %s", tmp,
+		    strerror(errno));
+		close(fd);
+		unlink(tmp);
+		return rc;
+	}
+	setvbuf(fp, iobuf, _IOFBF, sizeof(iobuf));
+	rc = import_run(dir, fp, &password, err);
+	bad = fflush(fp) == EOF || ferror(fp) || fsync(fd) == -1;
+	bad |= fclose(fp) == EOF;
+	explicit_bzero(iobuf, sizeof(iobuf));
+	if (rc == 0 && bad)
+		rc = error_set(err, EX_IOERR, "cannot write %s: %s", tmp,
+		    strerror(errno));
+	if (rc == 0 && (replace ? rename(tmp, path) : link(tmp, path)) == -1)
+		rc = error_set(err, EX_CANTCREAT, "cannot create %s: %s; "
+		    "nothing was written", path, strerror(errno));
+	if (rc == -1 || !replace)
+		unlink(tmp);
+	if (rc == 0)
+		dir_sync(parent);
+	return rc;
+}
+
+int
+setup_import(const char *dir, const char *path, struct error *err)
+{
+	int	 password;
+
+	if (path != NULL && strcmp(path, "-") != 0)
+		return import_to_file(dir, path, err);
+	if (import_run(dir, stdout, &password, err) == -1)
+		return -1;
+	if (password)
+		import_stdout_check();
+	return 0;
 }
 
 /*
@@ -1295,13 +1449,29 @@ candidate_test(const struct answers *a, const char *tmp, struct error *err)
 	return -1;
 }
 
+/*
+ * A system file replaced keeps its group and that group's read access
+ * (root:smarthost 0640 in a setgid install); others never read it.
+ */
+static void
+candidate_keep_group(const char *tmp, const char *path)
+{
+	struct stat	 st;
+
+	if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+	    chown(tmp, (uid_t)-1, st.st_gid) == 0)
+		chmod(tmp, st.st_mode & 0640);
+}
+
 /* Put the proven candidate in place: never over a file not confirmed. */
 static int
 candidate_install(const char *tmp, const char *path, int replace,
-    struct error *err)
+    int system, struct error *err)
 {
 	int	 rc;
 
+	if (replace && system)
+		candidate_keep_group(tmp, path);
 	rc = replace ? rename(tmp, path) : link(tmp, path);
 	if (rc == -1) {
 		rc = error_set(err, EX_CANTCREAT, "cannot create %s: %s; "
@@ -1340,12 +1510,50 @@ ask_all(int fd, struct answers *a, const char *path, int *replace,
 	    sizeof(a->password), err);
 }
 
+/*
+ * Root configures the machine: the system file (what cron and daemons
+ * running as root read), unless root asks for its own file instead.
+ */
+static int
+ask_target(int fd, char *path, size_t size, int *system, struct error *err)
+{
+	char	 user[PATH_MAX], buf[ANSWER_MAX], q[2 * PATH_MAX + 128];
+	int	 have_user;
+
+	*system = 0;
+	if (geteuid() != 0)
+		return config_path(path, size, err);
+	have_user = config_path(user, sizeof(user), err) == 0;
+	if (!have_user) {
+		snprintf(buf, sizeof(buf), "system");
+		snprintf(q, sizeof(q), "Writing the system configuration %s"
+		    "\n", config_system_file());
+		tty_say(fd, q);
+	} else {
+		snprintf(q, sizeof(q), "Write the system configuration %s, "
+		    "or root's own %s? (system/user)", config_system_file(),
+		    user);
+		for (;;) {
+			if (tty_ask(fd, q, "system", buf, sizeof(buf),
+			    err) == -1)
+				return -1;
+			if (strcasecmp(buf, "system") == 0 ||
+			    strcasecmp(buf, "user") == 0)
+				break;
+		}
+	}
+	*system = strcasecmp(buf, "system") == 0;
+	snprintf(path, size, "%s", *system ? config_system_file() : user);
+	return 0;
+}
+
 int
 setup_configure(const char *address, struct error *err)
 {
 	struct answers	 a;
+	struct stat	 st;
 	char		 path[PATH_MAX], tmp[PATH_MAX + 32];
-	int		 fd, rc, replace;
+	int		 fd, rc, replace, system;
 
 	memset(&a, 0, sizeof(a));
 	a.address = address;
@@ -1354,13 +1562,14 @@ setup_configure(const char *address, struct error *err)
 	if (strchr(address, '@') == NULL)
 		return error_set(err, EX_USAGE, "--configure needs your full "
 		    "address, such as you@example.org");
-	if (config_path(path, sizeof(path), err) == -1 ||
-	    (a.preset = provider_for_address(address, &a.p, err)) == -1)
+	if ((a.preset = provider_for_address(address, &a.p, err)) == -1)
 		return -1;
 	if ((fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)) == -1)
 		return error_set(err, EX_USAGE, "--configure asks questions "
 		    "and needs a terminal: /dev/tty: %s", strerror(errno));
-	rc = ask_all(fd, &a, path, &replace, err);
+	rc = ask_target(fd, path, sizeof(path), &system, err);
+	if (rc == 0)
+		rc = ask_all(fd, &a, path, &replace, err);
 	close(fd);
 	if (rc == 0)
 		rc = make_dirs(path, err);
@@ -1372,10 +1581,18 @@ setup_configure(const char *address, struct error *err)
 		rc = -1;
 	}
 	if (rc == 0)
-		rc = candidate_install(tmp, path, replace, err);
+		rc = candidate_install(tmp, path, replace, system, err);
+	if (rc == 0 && lstat(path, &st) == -1)
+		st.st_mode = 0600;
 	if (rc == 0) {
-		printf("Wrote %s (mode 0600):\n", path);
+		printf("Wrote %s (mode %04o):\n", path,
+		    (unsigned)(st.st_mode & 07777));
 		answers_print(stdout, &a, 1);
 	}
+	if (rc == 0 && system && (st.st_mode & 0077) == 0)
+		printf("Only root can read it: it serves root's mail (cron, "
+		    "daemons running as root); for a password every user "
+		    "may send with, see \"Setgid install\" in "
+		    "smarthost(8).\n");
 	return rc;
 }

@@ -106,6 +106,8 @@ struct cmdline {
 	const char	*conffile;	/* -C */
 	const char	*account;	/* -a */
 	const char	*setup_arg;	/* --import-postfix DIR, --configure */
+	const char	*output;	/* --import-postfix -o FILE */
+	const char	*o_early;	/* an -o before --import-postfix */
 	char	       **rcpts;		/* recipients given as arguments */
 	size_t		 nrcpts;
 	struct override	*over;		/* --directive=value, in order */
@@ -191,6 +193,8 @@ int	 config_account_names(const struct cmdline *, char ***, size_t *,
 	    struct error *);
 int	 config_is_directive(const char *);
 void	 config_print(FILE *, const struct account *);
+const char *config_system_file(void);	/* /etc/smarthost.conf */
+void	 config_env_warn(void);		/* misspelt SMARTHOST_ variables */
 const char *config_system_queue(void);	/* of a setgid install */
 char	*config_user_queue(void);		/* ... and a user's there */
 void	 account_free(struct account *);
@@ -216,6 +220,8 @@ void	 providers_list(FILE *);
 
 /* setup.c: smarthost --import-postfix [DIR], --configure ADDRESS */
 int	 setup_import_postfix(const char *, FILE *, struct error *);
+int	 setup_import(const char *, const char *,
+	    struct error *);			/* DIR, -o FILE or NULL */
 int	 setup_configure(const char *, struct error *);
 
 /*

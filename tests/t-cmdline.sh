@@ -125,6 +125,51 @@ check_grep "--pretend shows no password" '^password <set>$' \
 check_nogrep "--pretend never prints the password" 'not-a-real-secret' \
     "$T/grouped.out"
 
+# The command line overrides the file and the environment, for the
+# password's source too: --passwordeval replaces a password set below.
+printf 'Subject: x\n\nx\n' | SMARTHOST_PASSWORD=env-pw "$SMARTHOST" \
+    -C "$CONF" -P --passwordeval='echo from-cmdline' bob@example.org \
+    >"$T/peval.out" 2>&1
+check_grep "--passwordeval beats password in the file: the command" \
+    '^passwordeval echo from-cmdline$' "$T/peval.out"
+check_grep "--passwordeval beats password in the file and environment" \
+    '^password <not set>$' "$T/peval.out"
+
+# A misspelt SMARTHOST_ variable: one warning naming the right one, in a
+# send and in a queue run (which loads the configuration more than
+# once); the program's own variables never warn.
+printf 'Subject: x\n\nx\n' | SMARTHOST_PROT=2525 SMARTHOST_FROM=a@b.example \
+    "$SMARTHOST" -C "$CONF" -P bob@example.org >"$T/envtypo.out" 2>&1
+check_eq "SMARTHOST_PROT: one warning" "$(grep -c 'warning: SMARTHOST_' \
+    "$T/envtypo.out")" 1
+check_grep "SMARTHOST_PROT: names SMARTHOST_PORT" \
+    'SMARTHOST_PROT is not a variable smarthost knows and is ignored: did you mean SMARTHOST_PORT?' \
+    "$T/envtypo.out"
+check_grep "SMARTHOST_PROT: ignored" '^port 587$' "$T/envtypo.out"
+DEAD=$(free_port)
+cat >"$T/two.conf" <<EOC
+account default
+host 127.0.0.1
+port $DEAD
+tls_starttls off
+from alice@example.net
+tls_session_cache off
+queue_dir $T/q2
+dead_letter $T/dead2
+account other : default
+EOC
+printf 'Subject: x\n\nx\n' | "$SMARTHOST" -C "$T/two.conf" -a other \
+    bob@example.org >"$T/queued.out" 2>&1
+check_eq "a message queued for account other (relay down): exit 0" "$?" 0
+SMARTHOST_PROT=2525 "$SMARTHOST" -C "$T/two.conf" -q >"$T/envtypo-q.out" 2>&1
+check_eq "SMARTHOST_PROT with -q over two accounts: one warning" \
+    "$(grep -c 'warning: SMARTHOST_PROT' "$T/envtypo-q.out")" 1
+printf 'Subject: x\n\nx\n' | SMARTHOST_PASSWORD_FILE=/nonexistent \
+    SMARTHOST_MAILNAME_FILE=/nonexistent SMARTHOST_PORT=2525 \
+    "$SMARTHOST" -C "$CONF" -P bob@example.org >"$T/envok.out" 2>&1
+check_nogrep "known SMARTHOST_ variables: no warning" 'warning' \
+    "$T/envok.out"
+
 # A word after -- that looks like an option is a recipient.
 printf 'Subject: x\n\nx\n' | (cd "$T" && "$SMARTHOST" -C "$CONF" -P -i -- \
     -X/tmp/x) >"$T/dash.out" 2>&1

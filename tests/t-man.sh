@@ -95,3 +95,21 @@ while read -r o; do
 	has "$T/man8.txt" "$o" || no8="$no8 $o"
 done <"$T/help.opts"
 check_eq "smarthost(8) shows every option --help lists" "$no8" ""
+
+# 4. No macro as text.  A macro name on a text line (one that does not
+# begin with '.') is printed as a word, as "ses- Ns Ar region ," once
+# was.  Look for mdoc macro names as whole words in what
+# a reader sees; "No" and "It" are left out: they are English too.
+MACROS='Ad|Ap|Aq|Ar|Bd|Bk|Bl|Bq|Brq|Cd|Cm|D1|Dl|Dq|Dv|Ed|Ek|El|Em|Er'
+MACROS="$MACROS|Ev|Fa|Fl|Fn|Ft|Ic|Li|Lk|Mt|Nm|Ns|Oc|Oo|Op|Pa|Pc|Po|Pq"
+MACROS="$MACROS|Ql|Qq|Sh|Sm|Sq|Ss|Sx|Sy|Va|Xc|Xo|Xr"
+for page in "$MAN8" "$MAN5"; do
+	name=$(basename "$page")
+	mandoc -Tascii "$page" | sed 's/.\x08//g' >"$T/$name.txt"
+	if grep -Ewn -e "$MACROS" "$T/$name.txt" >"$T/$name.macros"; then
+		notok "$name: no macro name printed as text"
+		sed 's/^/#   | /' "$T/$name.macros" | head -5
+	else
+		ok "$name: no macro name printed as text"
+	fi
+done

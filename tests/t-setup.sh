@@ -24,8 +24,8 @@ check_grep "--providers: every row has a source" \
 
 # --- --import-postfix on the seed's files --------------------------------
 for d in gmx arcor 1und1 posteo gmail hard; do
-	"$SMARTHOST" --import-postfix "tests/setup/$d" >"$T/$d.conf" \
-	    2>"$T/$d.err"
+	(umask 077; "$SMARTHOST" --import-postfix "tests/setup/$d" \
+	    >"$T/$d.conf" 2>"$T/$d.err")
 	check_eq "import $d: exit 0" "$?" 0
 	check "import $d: output is tests/setup/$d/expected.conf" \
 	    cmp -s "$T/$d.conf" "tests/setup/$d/expected.conf"
@@ -34,6 +34,84 @@ done
 "$SMARTHOST" --import-postfix "$T/nosuch" >"$T/none.out" 2>"$T/none.err"
 check_eq "import without main.cf: exit 66" "$?" 66
 check "import without main.cf: nothing on stdout" test ! -s "$T/none.out"
+
+# --- --import-postfix -o FILE: 0600, atomic, never over a foreign file --
+mkdir -p "$T/out"
+O=$T/out/smarthost.conf
+(umask 022; "$SMARTHOST" --import-postfix tests/setup/gmx -o "$O" \
+    >"$T/o.out" 2>"$T/o.err")
+check_eq "import -o: exit 0" "$?" 0
+check "import -o: the file is expected.conf" \
+    cmp -s "$O" tests/setup/gmx/expected.conf
+check_eq "import -o: mode 0600 whatever the umask" "$(stat -c %a "$O")" 600
+check "import -o: nothing on stdout" test ! -s "$T/o.out"
+check "import -o: nothing on stderr" test ! -s "$T/o.err"
+check_eq "import -o: no temporary file left" "$(ls -A "$T/out")" \
+    "smarthost.conf"
+check "import -o: the file loads" "$SMARTHOST" -C "$O" -P root \
+    </dev/null >/dev/null 2>&1
+
+# An earlier import of ours is replaced (the long form, the other order).
+"$SMARTHOST" --output="$O" --import-postfix tests/setup/posteo \
+    >/dev/null 2>"$T/o2.err"
+check_eq "import --output= over an earlier import: exit 0" "$?" 0
+check "import --output=: replaced by the new import" \
+    cmp -s "$O" tests/setup/posteo/expected.conf
+check_eq "import --output=: still 0600" "$(stat -c %a "$O")" 600
+
+# A file the import did not write is kept, whoever owns it.
+printf 'account default\nhost mine.example\n' >"$T/out/mine.conf"
+"$SMARTHOST" --import-postfix tests/setup/gmx -o "$T/out/mine.conf" \
+    >/dev/null 2>"$T/o3.err"
+check_eq "import -o over a hand-written file: exit 73" "$?" 73
+check_eq "import -o over a hand-written file: kept" \
+    "$(cat "$T/out/mine.conf")" "$(printf 'account default\nhost mine.example')"
+check_grep "import -o over a hand-written file: says so" \
+    'mine.conf exists and is not an earlier --import-postfix output' \
+    "$T/o3.err"
+
+# A symbolic link is not followed, not even to an earlier import.
+ln -s "$O" "$T/out/link.conf"
+cp "$O" "$T/o.before"
+"$SMARTHOST" --import-postfix tests/setup/gmx -o "$T/out/link.conf" \
+    >/dev/null 2>"$T/o4.err"
+check_eq "import -o to a symlink: exit 73" "$?" 73
+check "import -o to a symlink: its target unchanged" \
+    cmp -s "$O" "$T/o.before"
+check "import -o to a symlink: still a symlink" test -L "$T/out/link.conf"
+
+# A failed import writes nothing and leaves nothing behind.
+"$SMARTHOST" --import-postfix "$T/nosuch" -o "$T/out/none.conf" \
+    >/dev/null 2>&1
+check_eq "import -o without main.cf: exit 66" "$?" 66
+check "import -o without main.cf: no file" test ! -e "$T/out/none.conf"
+check_eq "import -o without main.cf: no temporary file left" \
+    "$(ls -A "$T/out" | tr '\n' ' ')" "link.conf mine.conf smarthost.conf "
+
+# -o before --import-postfix is sendmail's -o: refused, not ignored;
+# --output without --import-postfix too.
+"$SMARTHOST" -o "$T/out/early.conf" --import-postfix tests/setup/gmx \
+    >"$T/o5.out" 2>"$T/o5.err"
+check_eq "-o FILE before --import-postfix: exit 64" "$?" 64
+check "-o FILE before --import-postfix: nothing printed" test ! -s "$T/o5.out"
+check_grep "-o FILE before --import-postfix: says where it goes" \
+    'write -o FILE after --import-postfix' "$T/o5.err"
+echo | "$SMARTHOST" --output="$T/out/x.conf" -P root >/dev/null 2>&1
+check_eq "--output without --import-postfix: exit 64" "$?" 64
+
+# Standard output redirected into a file others can read: a warning
+# (the next run would refuse that file); none for a 0600 file or a pipe.
+(umask 022; "$SMARTHOST" --import-postfix tests/setup/gmx \
+    >"$T/out/open.conf" 2>"$T/o6.err")
+check_eq "import > 0644 file: exit 0" "$?" 0
+check_grep "import > 0644 file: warns" \
+    'standard output is a file that others can read (mode 644)' "$T/o6.err"
+check_eq "import > 0644 file: warns once" "$(grep -c warning "$T/o6.err")" 1
+(umask 077; "$SMARTHOST" --import-postfix tests/setup/gmx \
+    >"$T/out/closed.conf" 2>"$T/o7.err")
+check "import > 0600 file: no warning" test ! -s "$T/o7.err"
+"$SMARTHOST" --import-postfix tests/setup/gmx 2>"$T/o8.err" | cat >/dev/null
+check "import | pipe: no warning" test ! -s "$T/o8.err"
 
 # --- an imported configuration sends through the Postfix test relay ------
 relay_send() {
@@ -87,7 +165,9 @@ relay_send() {
 		sed 's/^/#   | /' "$T/relay-send.err"
 	fi
 }
-if [ "$(id -u)" -ne 0 ] || ! command -v postfix >/dev/null 2>&1 &&
+if [ -n "${NO_POSTFIX:-}" ]; then
+	skip "import sends through the Postfix relay # NO_POSTFIX is set"
+elif [ "$(id -u)" -ne 0 ] || ! command -v postfix >/dev/null 2>&1 &&
     ! [ -x /usr/sbin/postfix ]; then
 	skip "import sends through the Postfix relay # needs root and Postfix"
 elif ! tests/postfix-relay start >"$T/relay-start.log" 2>&1; then
@@ -122,8 +202,13 @@ configure() {
 	CONF=$T/home-$name/.config/smarthost/config
 }
 
+# Root is asked first which file to write: these runs answer "user".
+ASUSER=()
+[ "$(id -u)" -eq 0 ] && ASUSER=("(system/user) [system]: =user")
+
 srv manual "$USER_ADDR"
-configure manual "$USER_ADDR" "Relay host: =127.0.0.1" "TLS: =implicit" \
+configure manual "$USER_ADDR" "${ASUSER[@]}" "Relay host: =127.0.0.1" \
+    "TLS: =implicit" \
     "Port [465]: =$PORT" "or system [system]: =$CERTS/ca.pem" \
     "User name [$USER_ADDR]: =" "Password (not shown): =$PASS"
 wait "$!" 2>/dev/null
@@ -155,7 +240,7 @@ check_grep "configure by hand: the relay saw the login" '^C .*AUTH PLAIN' \
 srv preset max@gmx.de
 SMARTHOST_HOST=127.0.0.1 SMARTHOST_PORT=$PORT SMARTHOST_TLS_STARTTLS=off \
 SMARTHOST_TLS_TRUST_FILE=$CERTS/ca.pem \
-    configure preset max@gmx.de "User name [max@gmx.de]: =" \
+    configure preset max@gmx.de "${ASUSER[@]}" "User name [max@gmx.de]: =" \
     "Password (not shown): =$PASS"
 wait "$!" 2>/dev/null
 check_eq "configure preset: exit 0" "$RC" 0
@@ -170,7 +255,8 @@ from max@gmx.de"
 
 # A wrong password: nothing is written.
 srv wrong "$USER_ADDR"
-configure wrong "$USER_ADDR" "Relay host: =127.0.0.1" "TLS: =implicit" \
+configure wrong "$USER_ADDR" "${ASUSER[@]}" "Relay host: =127.0.0.1" \
+    "TLS: =implicit" \
     "Port [465]: =$PORT" "or system [system]: =$CERTS/ca.pem" \
     "User name [$USER_ADDR]: =" "Password (not shown): =wrong"
 wait "$!" 2>/dev/null
@@ -184,7 +270,7 @@ check "configure wrong password: no candidate left" \
 # An existing file is kept unless the user says yes.
 mkdir -p "$T/home-keep/.config/smarthost"
 echo "# mine" >"$T/home-keep/.config/smarthost/config"
-configure keep "$USER_ADDR" "Replace it? (y/n) [n]: ="
+configure keep "$USER_ADDR" "${ASUSER[@]}" "Replace it? (y/n) [n]: ="
 check_eq "configure over a file: exit 73" "$RC" 73
 check_eq "configure over a file: kept" \
     "$(cat "$T/home-keep/.config/smarthost/config")" "# mine"
@@ -192,5 +278,63 @@ check_eq "configure over a file: kept" \
 # A closed provider is refused before any question.
 configure closed someone@arcor.de
 check_eq "configure arcor: exit 78" "$RC" 78
-check_grep "configure arcor: the note" 'Arcor no longer exists' \
+check_grep "configure arcor: says it was discontinued" \
+    "provider arcor: discontinued: Arcor's mail service ended" \
     "$T/closed.tty"
+
+# Root configures the machine: the system file by default (here
+# SMARTHOST_SYSCONF points it into the test directory), not
+# /root/.config/smarthost/config.
+if [ "$(id -u)" -ne 0 ]; then
+	skip "configure as root writes the system file # needs root"
+else
+	mkdir -p "$T/etc"
+	SMARTHOST_SYSCONF=$T/etc/smarthost.conf
+	srv system "$USER_ADDR"
+	configure system "$USER_ADDR" "(system/user) [system]: =" \
+	    "Relay host: =127.0.0.1" "TLS: =implicit" "Port [465]: =$PORT" \
+	    "or system [system]: =$CERTS/ca.pem" \
+	    "User name [$USER_ADDR]: =" "Password (not shown): =$PASS"
+	wait "$!" 2>/dev/null
+	check_eq "configure as root: exit 0" "$RC" 0
+	check_grep "configure as root: offers both files" \
+	    "Write the system configuration $T/etc/smarthost.conf, or root's own $T/home-system/.config/smarthost/config" \
+	    "$T/system.tty"
+	check_grep "configure as root: the system file" \
+	    "^host 127.0.0.1\$" "$T/etc/smarthost.conf"
+	check_eq "configure as root: mode 0600" \
+	    "$(stat -c %a "$T/etc/smarthost.conf")" 600
+	check "configure as root: no file in root's home" \
+	    test ! -e "$CONF"
+	check_grep "configure as root: says who can read it" \
+	    "Only root can read it" "$T/system.tty"
+
+	# A setgid install's root:GROUP 0640 file keeps group and mode.
+	grp=$(getent group nogroup >/dev/null && echo nogroup || echo daemon)
+	chgrp "$grp" "$T/etc/smarthost.conf"
+	chmod 640 "$T/etc/smarthost.conf"
+	srv system2 "$USER_ADDR"
+	configure system2 "$USER_ADDR" "(system/user) [system]: =system" \
+	    "Replace it? (y/n) [n]: =y" \
+	    "Relay host: =127.0.0.1" "TLS: =implicit" "Port [465]: =$PORT" \
+	    "or system [system]: =$CERTS/ca.pem" \
+	    "User name [$USER_ADDR]: =" "Password (not shown): =$PASS"
+	wait "$!" 2>/dev/null
+	check_eq "configure as root, replacing: exit 0" "$RC" 0
+	check_eq "configure as root, replacing: group and mode kept" \
+	    "$(stat -c '%G %a' "$T/etc/smarthost.conf")" "$grp 640"
+	check_grep "configure as root, replacing: the new port" \
+	    "^port $PORT\$" "$T/etc/smarthost.conf"
+
+	# "user" still writes root's own file.
+	srv rootuser "$USER_ADDR"
+	configure rootuser "$USER_ADDR" "(system/user) [system]: =user" \
+	    "Relay host: =127.0.0.1" "TLS: =implicit" "Port [465]: =$PORT" \
+	    "or system [system]: =$CERTS/ca.pem" \
+	    "User name [$USER_ADDR]: =" "Password (not shown): =$PASS"
+	wait "$!" 2>/dev/null
+	check_eq "configure as root, user: exit 0" "$RC" 0
+	check_grep "configure as root, user: root's own file" \
+	    "^port $PORT\$" "$CONF"
+	SMARTHOST_SYSCONF=/nonexistent
+fi

@@ -978,6 +978,139 @@ test_precedence(void)
 }
 
 /*
+ * password and passwordeval are one setting across the layers: the
+ * higher layer's source wins whichever kind it is.
+ */
+static void
+test_password_layers(void)
+{
+	struct cmdline	 cl;
+	struct override	 eval = { "passwordeval", "echo cmdline-pw" };
+	struct account	 a;
+	struct error	 e;
+	static const char filepw[] = "host h\nuser u\npassword file-pw\n";
+	static const char fileeval[] = "host h\nuser u\n"
+	    "passwordeval \"echo file-eval\"\n";
+
+	reset_env();
+	cl_init(&cl);
+	cl.over = &eval;
+	cl.nover = 1;
+	CHECK_INT(load(filepw, &cl, &a, &e), 0,
+	    "--passwordeval over a file's password: loads");
+	CHECK(a.password == NULL, "--passwordeval cancels the file's password");
+	CHECK_STR(a.passwordeval, "echo cmdline-pw",
+	    "--passwordeval over a file's password: the command");
+	CHECK_INT(config_password(&a, &e), 0,
+	    "--passwordeval over a file's password: runs");
+	CHECK_STR(a.password, "cmdline-pw",
+	    "--passwordeval over a file's password: its output is used");
+	account_free(&a);
+
+	/* The command line beats the environment's password too. */
+	setenv("SMARTHOST_PASSWORD", "env-pw", 1);
+	CHECK_INT(load(filepw, &cl, &a, &e), 0,
+	    "--passwordeval over SMARTHOST_PASSWORD: loads");
+	CHECK(a.password == NULL && a.passwordeval != NULL,
+	    "--passwordeval cancels SMARTHOST_PASSWORD");
+	account_free(&a);
+
+	/* The other way round: a higher password cancels a lower eval. */
+	reset_env();
+	setenv("SMARTHOST_PASSWORD", "env-pw", 1);
+	CHECK_INT(load1(fileeval, &a, &e), 0,
+	    "SMARTHOST_PASSWORD over a file's passwordeval: loads");
+	CHECK_STR(a.password, "env-pw",
+	    "SMARTHOST_PASSWORD over a file's passwordeval: the password");
+	CHECK(a.passwordeval == NULL,
+	    "SMARTHOST_PASSWORD cancels the file's passwordeval");
+	account_free(&a);
+	reset_env();
+	setenv("SMARTHOST_PASSWORDEVAL", "echo env-eval", 1);
+	CHECK_INT(load1(filepw, &a, &e), 0,
+	    "SMARTHOST_PASSWORDEVAL over a file's password: loads");
+	CHECK(a.password == NULL && a.passwordeval != NULL &&
+	    strcmp(a.passwordeval, "echo env-eval") == 0,
+	    "SMARTHOST_PASSWORDEVAL cancels the file's password");
+	account_free(&a);
+
+	/* A later file over an earlier one: ~/.config over the system. */
+	reset_env();
+	put(tpath("sys.conf"), 0600, filepw);
+	setenv("SMARTHOST_SYSCONF", tpath("sys.conf"), 1);
+	put(tpath("home/.config/smarthost/config"), 0600, fileeval);
+	CHECK_INT(env_only(&a, &e), 0, "user file over system file: loads");
+	CHECK(a.password == NULL && a.passwordeval != NULL &&
+	    strcmp(a.passwordeval, "echo file-eval") == 0,
+	    "the user file's passwordeval cancels the system file's password");
+	account_free(&a);
+	unlink(tpath("home/.config/smarthost/config"));
+	unlink(tpath("sys.conf"));
+
+	/* Within one layer nothing changes: the password still wins. */
+	reset_env();
+	CHECK_INT(load1("host h\nuser u\npassword p\npasswordeval \"echo "
+	    "e\"\n", &a, &e), 0, "both in one account: loads");
+	CHECK_STR(a.password, "p", "both in one account: the password kept");
+	account_free(&a);
+}
+
+/*
+ * A misspelt SMARTHOST_ variable: one warning each, naming the nearest
+ * known name; the program's own variables and the directives are quiet,
+ * and loading the configuration never warns (sendmail.c warns once).
+ */
+static void
+test_env_warning(void)
+{
+	struct account	 a;
+	struct error	 e;
+	const char	*out;
+
+	reset_env();
+	setenv("SMARTHOST_RELAY", "smtps://u@h.example", 1);
+	setenv("SMARTHOST_PASSWORD_FILE", "/nonexistent", 1);
+	setenv("SMARTHOST_FROM", "me@example.org", 1);
+	setenv("SMARTHOST_TLS_TRUST_FILE", "/etc/ssl/certs/x.pem", 1);
+	capture_start();
+	config_env_warn();
+	out = capture_end();
+	CHECK_STR(out, "", "env: known variables are quiet (SYSCONF, "
+	    "MAILNAME_FILE, RELAY, PASSWORD_FILE, directives)");
+
+	setenv("SMARTHOST_HOTS", "h.example", 1);
+	setenv("SMARTHOST_tls_starttls", "off", 1);
+	setenv("SMARTHOST_WHATEVER", "secret-value", 1);
+	capture_start();
+	config_env_warn();
+	out = capture_end();
+	CHECK(strstr(out, "smarthost: warning: SMARTHOST_HOTS is not a "
+	    "variable smarthost knows and is ignored: did you mean "
+	    "SMARTHOST_HOST?\n") != NULL, "env: a typo names the nearest");
+	CHECK(strstr(out, "SMARTHOST_tls_starttls is not a variable smarthost "
+	    "knows and is ignored: did you mean SMARTHOST_TLS_STARTTLS?") !=
+	    NULL, "env: lower case names the upper-case variable");
+	CHECK(strstr(out, "SMARTHOST_WHATEVER is not a variable smarthost "
+	    "knows and is ignored: it reads SMARTHOST_RELAY, "
+	    "SMARTHOST_PASSWORD, SMARTHOST_PASSWORD_FILE and SMARTHOST_ with "
+	    "any directive") != NULL, "env: no near name lists the known");
+	CHECK(strstr(out, "secret-value") == NULL, "env: values never shown");
+	CHECK(strstr(out, "SMARTHOST_RELAY is") == NULL &&
+	    strstr(out, "SMARTHOST_SYSCONF is") == NULL,
+	    "env: no warning for the known ones among them");
+
+	capture_start();
+	CHECK_INT(env_only(&a, &e), 0, "env with typos: loads");
+	out = capture_end();
+	CHECK_STR(out, "", "env: config_account itself does not warn again");
+	CHECK_STR(a.host, "h.example", "env: the typo changed nothing");
+	account_free(&a);
+	unsetenv("SMARTHOST_HOTS");
+	unsetenv("SMARTHOST_tls_starttls");
+	unsetenv("SMARTHOST_WHATEVER");
+}
+
+/*
  * Defaults.
  */
 static void
@@ -1435,6 +1568,8 @@ main(void)
 	test_choice();
 	test_environment();
 	test_precedence();
+	test_password_layers();
+	test_env_warning();
 	test_defaults();
 	test_msmtprc();
 	test_print();

@@ -83,12 +83,15 @@ static const struct row rows[] = {
 	{ "gmx", "gmx", "mail.gmx.net", 587, 1 },
 	{ "gmx.de", "gmx", "mail.gmx.net", 587, 1 },
 	{ "web.de", "web.de", "smtp.web.de", 587, 1 },
-	{ "posteo", "posteo", "posteo.de", 587, 1 },
+	{ "posteo", "posteo", "posteo.de", 465, 0 },
+	{ "strato", "strato", "smtp.strato.de", 465, 0 },
 	{ "ionos", "ionos", "smtp.ionos.de", 587, 1 },
 	{ "1und1", "ionos", "smtp.ionos.de", 587, 1 },
 	{ "aol", "aol", "smtp.aol.com", 465, 0 },
 	{ "gmail", "gmail", "smtp.gmail.com", 465, 0 },
 	{ "googlemail", "gmail", "smtp.gmail.com", 465, 0 },
+	{ "google-relay", "google-relay", "smtp-relay.gmail.com", 587, 1 },
+	{ "google-workspace", "google-relay", "smtp-relay.gmail.com", 587, 1 },
 	{ "outlook", "outlook", "smtp-mail.outlook.com", 587, 1 },
 	{ "hotmail", "outlook", "smtp-mail.outlook.com", 587, 1 },
 	{ "office365", "office365", "smtp.office365.com", 587, 1 },
@@ -108,6 +111,9 @@ static const struct row rows[] = {
 	{ "postmark", "postmark", "smtp.postmarkapp.com", 587, 1 },
 	{ "brevo", "brevo", "smtp-relay.brevo.com", 465, 0 },
 	{ "sendinblue", "brevo", "smtp-relay.brevo.com", 465, 0 },
+	{ "mailjet", "mailjet", "in-v3.mailjet.com", 587, 1 },
+	{ "smtp2go", "smtp2go", "mail.smtp2go.com", 465, 0 },
+	{ "resend", "resend", "smtp.resend.com", 465, 0 },
 	{ "ovh", "ovh", "ssl0.ovh.net", 465, 0 },
 	{ "t-online", "t-online", "securesmtp.t-online.de", 465, 0 },
 	{ "GMAIL", "gmail", "smtp.gmail.com", 465, 0 },
@@ -173,7 +179,7 @@ test_precedence(void)
 		    "SMARTHOST_PROVIDER: loads");
 	}
 	CHECK_STR(a.host, "own.example", "SMARTHOST_PROVIDER: file host wins");
-	CHECK_INT(a.port, 587, "SMARTHOST_PROVIDER: port from the preset");
+	CHECK_INT(a.port, 465, "SMARTHOST_PROVIDER: port from the preset");
 	CHECK_STR(a.provider, "posteo", "SMARTHOST_PROVIDER: named");
 	account_free(&a);
 }
@@ -211,6 +217,25 @@ test_sender_rule(void)
 	CHECK_STR(a.user, "apikey", "sendgrid: user apikey");
 	CHECK_STR(a.auth, "on", "sendgrid: auth on for the preset user");
 	account_free(&a);
+	CHECK_INT(load("provider resend\n", &a, &e), 0, "resend: loads");
+	CHECK_STR(a.user, "resend", "resend: user is literally resend");
+	CHECK_STR(a.auth, "on", "resend: auth on for the preset user");
+	account_free(&a);
+	CHECK_INT(load("provider mailjet\n", &a, &e), 0, "mailjet: loads");
+	CHECK(a.user == NULL && a.auth == NULL,
+	    "mailjet: no fixed user (it is the account's API key)");
+	account_free(&a);
+	/* The Workspace relay may know this machine by its IP address. */
+	CHECK_INT(load("provider google-relay\n", &a, &e), 0,
+	    "google-relay without user: loads");
+	CHECK(a.user == NULL && a.auth == NULL,
+	    "google-relay without user: no login (IP-authenticated)");
+	account_free(&a);
+	CHECK_INT(load("provider google-relay\nuser me@example.org\n", &a,
+	    &e), 0, "google-relay with user: loads");
+	CHECK_STR(a.auth, "on", "google-relay with user: auth on");
+	CHECK(a.from == NULL, "google-relay: no sender rule");
+	account_free(&a);
 	CHECK_INT(load("provider 1und1\nuser k@example.de\n", &a, &e), 0,
 	    "ionos: loads");
 	CHECK_STR(a.auth, "PLAIN", "ionos: mechanism from the preset");
@@ -235,14 +260,18 @@ test_errors(void)
 	CHECK_INT(load("provider nosuch\n", &a, &e), -1, "unknown: fails");
 	CHECK_INT(e.code, 78, "unknown: exit 78");
 	snprintf(want, sizeof(want), "%s:1: unknown provider 'nosuch': known "
-	    "providers are gmx, web.de, posteo, ionos, arcor, aol, gmail, "
-	    "outlook, office365, icloud, yahoo, fastmail, mailbox.org, zoho, "
-	    "zoho-eu, ses-REGION, sendgrid, mailgun, mailgun-eu, postmark, "
-	    "brevo, ovh, t-online (smarthost --providers shows them)", conf);
+	    "providers are gmx, web.de, posteo, ionos, strato, arcor, aol, "
+	    "gmail, google-relay, outlook, office365, icloud, yahoo, "
+	    "fastmail, mailbox.org, zoho, zoho-eu, ses-REGION, sendgrid, "
+	    "mailgun, mailgun-eu, postmark, brevo, mailjet, smtp2go, resend, "
+	    "ovh, t-online (smarthost --providers shows them)", conf);
 	CHECK_STR(e.msg, want, "unknown: message lists the names");
 	CHECK_INT(load("provider arcor\n", &a, &e), -1, "arcor: fails");
-	CHECK(strstr(e.msg, ":1: provider arcor: Arcor no longer exists") !=
-	    NULL && e.code == 78, "arcor: the closed note");
+	CHECK(strstr(e.msg, ":1: provider arcor: discontinued: Arcor's mail "
+	    "service ended") != NULL && e.code == 78,
+	    "arcor: the error says it was discontinued");
+	CHECK(strstr(e.msg, "no preset for it") != NULL,
+	    "arcor: the error says there is no preset");
 	CHECK_INT(load("provider ses-eu-west-x\n", &a, &e), -1,
 	    "ses garbage: fails");
 	snprintf(want, sizeof(want), "%s:1: provider 'ses-eu-west-x': ses- "
@@ -293,6 +322,28 @@ test_lookups(void)
 	CHECK(provider_hint("office365", "535 5.7.139 Authentication "
 	    "unsuccessful, SmtpClientAuthentication is disabled for the "
 	    "Tenant") != NULL, "hint office365");
+	/* Microsoft 365 without basic authentication (MC786329). */
+	CHECK(provider_hint("office365", "550 5.7.30 Basic authentication is "
+	    "not supported for Client Submission.") != NULL &&
+	    strstr(provider_hint("office365", "550 5.7.30 Basic "
+	    "authentication is not supported for Client Submission."),
+	    "OAuth2 in smarthost.conf(5)") != NULL,
+	    "hint office365 5.7.30: points to OAuth2");
+	CHECK(provider_hint("m365", "535 5.7.139 Authentication "
+	    "unsuccessful, basic authentication is disabled.") != NULL &&
+	    strstr(provider_hint("m365", "535 5.7.139 Authentication "
+	    "unsuccessful, basic authentication is disabled."),
+	    "OAuth2") != NULL, "hint office365 5.7.139 basic auth: OAuth2");
+	CHECK(provider_hint("office365", "535 5.7.139 Authentication "
+	    "unsuccessful, SmtpClientAuthentication is disabled for the "
+	    "Tenant.") != NULL && strstr(provider_hint("office365", "535 "
+	    "5.7.139 Authentication unsuccessful, SmtpClientAuthentication is "
+	    "disabled for the Tenant."), "SMTP AUTH is turned off") != NULL,
+	    "hint office365 5.7.139 SMTP AUTH off: the tenant setting");
+	CHECK(provider_hint("google-workspace", "550-5.7.1 Invalid credentials "
+	    "for relay [192.0.2.1].") != NULL && strstr(provider_hint(
+	    "google-workspace", "550-5.7.1 Invalid credentials for relay"),
+	    "SMTP relay service") != NULL, "hint google-relay");
 	CHECK(provider_hint("ses-eu-west-1", "554 Message rejected: Email "
 	    "address is not verified.") != NULL, "hint ses by region");
 	CHECK(provider_hint("gmail", "421 try later") == NULL,
@@ -311,8 +362,14 @@ test_list(void)
 	fclose(fp);
 	CHECK(strncmp(buf, "PROVIDER     HOST:PORT", 22) == 0,
 	    "list: header");
-	CHECK(strstr(buf, "\nposteo       posteo.de:587                      "
-	    "STARTTLS STARTTLS on 587 only") != NULL, "list: posteo row");
+	CHECK(strstr(buf, "\nposteo       posteo.de:465                      "
+	    "implicit implicit TLS on 465") != NULL, "list: posteo row");
+	CHECK(strstr(buf, "\narcor        -                                  "
+	    "-        discontinued") != NULL,
+	    "list: arcor shows no relay and says discontinued");
+	CHECK(strstr(buf, "\nresend       smtp.resend.com:465") != NULL &&
+	    strstr(buf, "source: https://resend.com/docs/send-with-smtp") !=
+	    NULL, "list: resend row with its source");
 	CHECK(strstr(buf, "email-smtp.REGION.amazonaws.com:465") != NULL,
 	    "list: ses pattern");
 	CHECK(strstr(buf, "source: https://docs.aws.amazon.com/ses/") != NULL,
