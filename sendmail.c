@@ -216,6 +216,18 @@ parse_short(struct cmdline *cl, int argc, char **argv, int i)
 	return i;
 }
 
+static void
+cmdline_free(struct cmdline *cl)
+{
+	size_t	 i;
+
+	for (i = 0; i < cl->nover; i++)
+		free((char *)cl->over[i].name);
+	free(cl->over);
+	cl->over = NULL;
+	cl->nover = 0;
+}
+
 /* address_check takes lists too: "a@x, b@y", as mail(1) users write. */
 static void
 check_address_arg(const char *arg)
@@ -463,25 +475,26 @@ main(int argc, char *argv[])
 	switch (cl.mode) {
 	case MODE_VERSION:
 		version();
-		return EX_OK;
+		goto done;
 	case MODE_HELP:
 		help();
-		return EX_OK;
+		goto done;
 	case MODE_NEWALIASES:
-		return EX_OK;	/* aliases are read at send time */
+		goto done;	/* aliases are read at send time */
 	case MODE_PROVIDERS:
 		providers_list(stdout);
-		return EX_OK;
+		goto done;
 	case MODE_IMPORT_POSTFIX:
 		if (setup_import(cl.setup_arg, cl.output, &e) == -1)
 			die(&e);
-		return EX_OK;
+		goto done;
 	case MODE_CONFIGURE:
 		if (setup_configure(cl.setup_arg, &e) == -1)
 			die(&e);
-		return EX_OK;
+		goto done;
 	case MODE_QUEUE_RUN:
-		return deliver_queue(&cl, cl.force);
+		rc = deliver_queue(&cl, cl.force);
+		goto done;
 	default:
 		break;
 	}
@@ -514,5 +527,7 @@ main(int argc, char *argv[])
 		break;
 	}
 	account_free(&a);
+done:
+	cmdline_free(&cl);
 	return rc;
 }

@@ -987,6 +987,7 @@ test_password_layers(void)
 	struct cmdline	 cl;
 	struct override	 eval = { "passwordeval", "echo cmdline-pw" };
 	struct account	 a;
+	struct cred	 cr;
 	struct error	 e;
 	static const char filepw[] = "host h\nuser u\npassword file-pw\n";
 	static const char fileeval[] = "host h\nuser u\n"
@@ -1001,10 +1002,11 @@ test_password_layers(void)
 	CHECK(a.password == NULL, "--passwordeval cancels the file's password");
 	CHECK_STR(a.passwordeval, "echo cmdline-pw",
 	    "--passwordeval over a file's password: the command");
-	CHECK_INT(config_password(&a, &e), 0,
+	CHECK_INT(secret_get(&a, &cr, &e), 0,
 	    "--passwordeval over a file's password: runs");
-	CHECK_STR(a.password, "cmdline-pw",
+	CHECK_STR(cr.password, "cmdline-pw",
 	    "--passwordeval over a file's password: its output is used");
+	secret_clear(&cr);
 	account_free(&a);
 
 	/* The command line beats the environment's password too. */
