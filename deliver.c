@@ -60,6 +60,7 @@ struct run {
 	const char	*dir;		/* the queue, and its entries */
 	char	       **ids;
 	size_t		 nids, nextid;
+	struct job	*ahead;		/* opened before connecting */
 	struct job     **retry;		/* lost with a broken connection */
 	size_t		 nretry;
 	unsigned	 delivered, deferred, refused;
@@ -67,6 +68,7 @@ struct run {
 
 static struct mail *feed_next(void *);
 static void	 feed_done(void *, struct mail *);
+static struct job *queue_next(struct run *);
 static struct job *job_open(struct run *, const char *);
 static int	 job_eligible(struct run *, struct job *);
 static void	 job_free(struct job *);
@@ -155,6 +157,9 @@ run_session(struct run *r)
 	int		 progress;
 
 	memset(&e, 0, sizeof(e));
+	/* A queue run with nothing due makes no connection. */
+	if (r->own == NULL && (r->ahead = queue_next(r)) == NULL)
+		return;
 	progress = r->own != NULL && r->own->m.size >= PROGRESS_MIN &&
 	    r->tty;
 	if (r->a->auth != NULL && secret_get(r->a, &r->cred, &e) == -1)
@@ -165,12 +170,15 @@ run_session(struct run *r)
 		smtp_set_rcpt_limit(r->s, r->rcpt_limit);
 		if (progress && !r->own_given)
 			smtp_progress(r->s, show_progress, r);
-		if (smtp_send(r->s, &f, &e) == 0)
+		if (smtp_send(r->s, &f, &e) == 0) {
+			memset(&e, 0, sizeof(e));
 			break;
+		}
 		r->rcpt_limit = smtp_rcpt_limit(r->s);
 		smtp_close(r->s);
 		r->s = NULL;
-		if (r->nretry == 0 && r->own_given && r->nextid >= r->nids)
+		if (r->nretry == 0 && r->ahead == NULL && r->own_given &&
+		    r->nextid >= r->nids)
 			break;		/* nothing left to send */
 		if (++r->reconnects > RECONNECTS)
 			break;
@@ -189,9 +197,14 @@ unsent:
 		j = r->retry[--r->nretry];
 		(void)settle(r, j, &e);
 	}
+	if (r->ahead != NULL) {
+		j = r->ahead;
+		r->ahead = NULL;
+		(void)settle(r, j, &e);
+	}
 	free(r->retry);
 	r->retry = NULL;
-	if (e.msg[0] == '\0' || r->nextid >= r->nids)
+	if (e.msg[0] == '\0' || r->sending)
 		return;
 	/*
 	 * -q: the relay cannot be reached; each waiting message records
@@ -230,10 +243,22 @@ feed_next(void *ctx)
 		j->mail.lost = 0;
 		return &j->mail;
 	}
-	while (r->nextid < r->nids) {
-		if ((j = job_open(r, r->ids[r->nextid++])) != NULL)
-			return &j->mail;
+	if ((j = r->ahead) != NULL || (j = queue_next(r)) != NULL) {
+		r->ahead = NULL;
+		return &j->mail;
 	}
+	return NULL;
+}
+
+/* The next queued message this run is to send, opened and locked. */
+static struct job *
+queue_next(struct run *r)
+{
+	struct job	*j;
+
+	while (r->nextid < r->nids)
+		if ((j = job_open(r, r->ids[r->nextid++])) != NULL)
+			return j;
 	return NULL;
 }
 

@@ -357,8 +357,10 @@ help(void)
 		for (p = *d; *p != '\0'; p++)
 			col += putchar(*p == '_' ? '-' : *p) != EOF;
 	}
-	printf("\n\nExit codes: 0 sent or queued, 64 usage, 65 refused "
-	    "(dead.letter), 69 capability missing,\n75 temporary failure, "
+	printf("\n\nExit codes: 0 the message is smarthost's now (delivered, "
+	    "or kept in the queue);\nanything else: the caller still owns "
+	    "it.  64 usage, 65 refused for every\nrecipient (dead.letter), "
+	    "69 capability missing; with queue off: 75 temporary\nfailure, "
 	    "76 protocol, 77 authentication, 78 configuration.\n"
 	    "See smarthost(8) and smarthost.conf(5).\n");
 }

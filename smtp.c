@@ -45,6 +45,7 @@ struct txn {
 	int		 mail_ok;	/* MAIL was accepted */
 	int		 limited;	/* a recipient limit was met */
 	int		 data_sent;	/* the message went (DATA path) */
+	int		 lost;		/* a 421 met it: for a new connection */
 };
 
 static void	 mail_fail(struct mail *, const struct reply *, int,
@@ -62,6 +63,8 @@ struct session {
 	smtp_progress_fn progress;	/* called as the data goes out */
 	void		*pctx;
 	int		 broken;	/* the connection is unusable */
+	int		 closing;	/* the relay said 421: no new ones */
+	struct error	 closed;	/* ... and its words */
 	size_t		 rcpt_limit;	/* recipients per transaction; 0: any */
 	struct txn	 win[WINDOW];	/* in flight, oldest at head */
 	size_t		 head, count;
@@ -573,6 +576,10 @@ txn_mail_reply(struct txn *t, const struct reply *r)
 	struct message	*m = t->mail->m;
 	size_t		 i;
 
+	if (r->code == 421) {
+		t->lost = 1;
+		return -1;
+	}
 	t->mail->answered = 1;
 	if (r->code == 250) {
 		t->mail_ok = 1;
@@ -607,6 +614,10 @@ txn_rcpt_reply(struct session *s, struct txn *t, size_t k,
 
 	if (!t->mail_ok)
 		return;		/* its MAIL failed: nothing to learn */
+	if (r->code == 421) {
+		t->lost = 1;
+		return;
+	}
 	if (r->code == 250 || r->code == 251) {
 		t->acc[k] = 1;
 		t->accepted++;
@@ -639,6 +650,10 @@ txn_data_reply(struct txn *t, const struct reply *r, const char *what)
 	struct message	*m = t->mail->m;
 	size_t		 k;
 
+	if (r->code == 421 || t->lost) {
+		t->lost = 1;	/* those it took wait for a new connection */
+		return;
+	}
 	if (r->code == 250)
 		t->mail->reply = *r;
 	else if (strcmp(what, "DATA") == 0 && r->code != 354 &&
@@ -745,15 +760,22 @@ txn_rset_reply(struct session *s, struct txn *t, struct error *e)
 	return 0;
 }
 
-/* A reply read, with 421 (the relay is going away) an error. */
+/*
+ * A reply read.  A 421 says the relay is closing the session: nothing
+ * new goes out, but what is in flight is still read, as long as the
+ * connection lasts (a relay that goes on answering may have taken the
+ * messages after it: sending those again would make duplicates).
+ */
 static int
 txn_reply(struct session *s, struct reply *r, struct error *e)
 {
 	if (smtp_read_reply(&s->conn, r, e) == -1)
 		return -1;
-	if (r->code == 421)
-		return reply_error(e, r, EX_TEMPFAIL, "the relay closed the "
+	if (r->code == 421 && !s->closing) {
+		s->closing = 1;
+		reply_error(&s->closed, r, EX_TEMPFAIL, "the relay closed the "
 		    "session");
+	}
 	return 0;
 }
 
@@ -934,6 +956,12 @@ feed_after(struct session *s, const struct smtp_feed *f, struct txn *t)
 	struct mail	*ml = t->mail;
 	int		 more = rcpt_count(ml->m, RCPT_PENDING) > 0;
 
+	if (t->lost) {
+		ml->lost = 1;
+		if (ml->error.msg[0] == '\0')
+			ml->error = s->closed;
+		more = 0;
+	}
 	txn_free(t);
 	if (more && s->nagain < WINDOW)
 		s->again[s->nagain++] = ml;
@@ -1023,7 +1051,7 @@ smtp_send(struct session *s, const struct smtp_feed *f, struct error *e)
 		    "was lost");
 	window = s->caps.pipelining && s->caps.chunking ? WINDOW : 1;
 	for (;;) {
-		while (s->count < window &&
+		while (!s->closing && s->count < window &&
 		    (ml = feed_take(s, f, &dry)) != NULL) {
 			if (mail_check(s, ml) == -1) {
 				f->done(f->ctx, ml);
@@ -1040,6 +1068,10 @@ smtp_send(struct session *s, const struct smtp_feed *f, struct error *e)
 				goto lost;
 			if (window == 1)
 				break;
+		}
+		if (s->count == 0 && s->closing) {
+			*e = s->closed;
+			goto lost;
 		}
 		if (s->count == 0)
 			return 0;

@@ -128,6 +128,19 @@ rcpt <b@example.org>
 via DATA
 EOF
 
+# 1b. -L: a recipient limit per transaction, as Exim's recipients_max.
+srv limit -n 1 -L 2
+hello
+printf '%s\r\n' 'MAIL FROM:<a@x.test>' 'RCPT TO:<b@x.test>' \
+    'RCPT TO:<c@x.test>' 'RCPT TO:<d@x.test>' RSET 'RCPT TO:<e@x.test>' \
+    >&3
+get 5
+put 'MAIL FROM:<a@x.test>\r\nRCPT TO:<e@x.test>\r\nQUIT\r\n'; get 3
+hangup; finish
+check_eq "-L 2: the third RCPT gets 452 4.5.3, RSET starts again" \
+    "$(sed -n '6,12p' "$GOT" | cut -c1-9 | tr '\n' ' ')" \
+    "250 2.1.0 250 2.1.5 250 2.1.5 452 4.5.3 250 2.0.0 503 5.5.1 250 2.1.0 "
+
 # ------------------------------------------------------------------
 # 2. BDAT: chunks, LAST, all in the client's flight.
 

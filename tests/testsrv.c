@@ -159,6 +159,7 @@ struct config {
 	unsigned long	 count;
 	long		 maxsecs;
 	int		 timeout_ms;
+	size_t		 rcptmax;	/* -L: per transaction, 0: MAXRCPT */
 };
 
 struct tls {
@@ -268,7 +269,8 @@ usage(void)
 	    "[-c cert -k key]\n"
 	    "\t[-A cafile] [-m 1.2|1.3] [-M 1.2|1.3] [-e caps] [-E caps]\n"
 	    "\t[-u user:pass]... [-s script] [-t transcript] [-d dir]\n"
-	    "\t[-n count] [-x seconds] [-r seconds] [-g greeting]\n", stderr);
+	    "\t[-n count] [-x seconds] [-r seconds] [-g greeting]"
+	    " [-L rcpts]\n", stderr);
 	exit(2);
 }
 
@@ -2151,7 +2153,8 @@ cmd_rcpt(struct conn *c, char *arg)
 		bad = "503 5.5.1 Error: need MAIL command";
 	else if (parse_path(arg, "TO:", &path, &params) == -1)
 		bad = "501 5.5.4 Syntax: RCPT TO:<address>";
-	else if (c->txn.nrcpt == MAXRCPT)
+	else if (c->txn.nrcpt == MAXRCPT ||
+	    (c->cf->rcptmax > 0 && c->txn.nrcpt >= c->cf->rcptmax))
 		bad = "452 4.5.3 Error: too many recipients";
 	else if ((bad = check_params(c, path, params, rcpt_param,
 	    &rec)) == NULL && non_ascii(path) && !c->txn.utf8)
@@ -2683,7 +2686,7 @@ parse_args(struct config *cf, int argc, char **argv)
 	cf->timeout_ms = 30000;
 	set_greeting(cf, "220 " HOSTNAME " ESMTP ready");
 	while ((ch = getopt(argc, argv,
-	    "A:c:d:E:e:g:k:l:M:m:n:p:r:s:Tt:u:w:x:")) != -1) {
+	    "A:c:d:E:e:g:k:L:l:M:m:n:p:r:s:Tt:u:w:x:")) != -1) {
 		switch (ch) {
 		case 'A': cf->cafile = optarg; break;
 		case 'c': cf->cert = optarg; break;
@@ -2692,6 +2695,8 @@ parse_args(struct config *cf, int argc, char **argv)
 		case 'e': e = optarg; break;
 		case 'g': set_greeting(cf, optarg); break;
 		case 'k': cf->key = optarg; break;
+		case 'L': cf->rcptmax = (size_t)num_opt(ch, optarg, MAXRCPT);
+		    break;
 		case 'l': cf->addr = optarg; break;
 		case 'M': cf->tlsmax = parse_version(optarg); break;
 		case 'm': cf->tlsmin = parse_version(optarg); break;

@@ -1,0 +1,186 @@
+#!/bin/bash
+# Every recipient is served once (SPEC 7-8, RFC 5321 3.3), and every
+# session is recovered: a recipient limit (452) sends the rest in a
+# further transaction, a refusal for good or for now touches only its
+# own recipient, and a relay that drops the connection mid-queue is
+# reconnected, with the same credentials, until the run is done.
+ASAN_TOO=1
+. tests/lib.sh
+
+Q=$T/queue
+TLS=(-T -c "$CERTS/server.pem" -k "$CERTS/server.key")
+
+# srv NAME CAPS [testsrv options]
+srv() {
+	local name=$1 caps=$2
+	shift 2
+	testsrv "$name" "${TLS[@]}" -e "AUTH PLAIN,$caps" "$@"
+}
+conf() { smarthost_conf "$T/smarthost.conf" "tls_starttls off" "timeout 2" \
+    "$@"; }
+queued() { ls "$Q" 2>/dev/null | grep -cv '\.status$'; }
+
+# send NAME RCPT...: a message with a unique subject; sets RC.
+send() {
+	local name=$1
+	shift
+	printf 'Subject: %s\n\nbody of %s\n' "$name" "$name" |
+	    "$SMARTHOST" -C "$CONF" "$@" >"$T/$name.out" 2>"$T/$name.err"
+	RC=$?
+}
+
+# rcpts_got DIR: every recipient the relay stored a message for, sorted.
+rcpts_got() { grep -h '^rcpt <' "$1"/*.env 2>/dev/null | sort; }
+
+FIVE="r1@example.org r2@example.org r3@example.org r4@example.org r5@example.org"
+want5=$(for r in $FIVE; do echo "rcpt <$r>"; done | sort)
+
+# 1. A recipient limit of 2 per transaction (452 4.5.3 on the 3rd, as
+#    Exim's recipients_max): on every path all five get it, once.
+for path in "data:PIPELINING" "bdat:PIPELINING,CHUNKING" "lockstep:8BITMIME"
+do
+	name=${path%%:*} caps=${path#*:}
+	srv "limit-$name" "$caps" -L 2
+	conf "queue_dir $Q-$name"
+	# shellcheck disable=SC2086
+	send "limit-$name" $FIVE
+	wait "$SRV" 2>/dev/null
+	check_eq "452 after 2 ($name): exit 0" "$RC" 0
+	check_eq "452 after 2 ($name): each of the five got it once" \
+	    "$(rcpts_got "$MAIL")" "$want5"
+	check_eq "452 after 2 ($name): three transactions" \
+	    "$(grep -c '^C [0-9]* MAIL' "$TR")" 3
+	check_eq "452 after 2 ($name): the limit is remembered" \
+	    "$(grep -c '^S [0-9]* 452' "$TR")" "$([ "$name" = lockstep ] &&
+	    echo 1 || echo 3)"
+	check_eq "452 after 2 ($name): nothing left in the queue" \
+	    "$(ls "$Q-$name" | wc -l)" 0
+	check "452 after 2 ($name): nothing on stderr" \
+	    test ! -s "$T/limit-$name.err"
+done
+
+# 2. One recipient refused for good among three, in the one-flight BDAT
+#    path: the other two get it, exit 0, dead.letter names the refused.
+printf 'rcpt#2 reply 550 5.1.1 no such user\n' >"$T/rule"
+srv refused "PIPELINING,CHUNKING" -s "$T/rule"
+conf
+send refused a@example.org b@example.org c@example.org
+wait "$SRV" 2>/dev/null
+check_eq "one 550 among three: exit 0" "$RC" 0
+check_eq "one 550 among three: the other two got it" \
+    "$(rcpts_got "$MAIL" | tr '\n' ' ')" \
+    "rcpt <a@example.org> rcpt <c@example.org> "
+check_grep "one 550 among three: dead.letter names the refused one" \
+    '^X-Smarthost-Not-Delivered-To: b@example.org$' "$T/dead.letter"
+check_grep "one 550 among three: with the relay's reason" \
+    '^X-Smarthost-Error: .*550 5.1.1 no such user' "$T/dead.letter"
+check_grep "one 550 among three: said on stderr" \
+    'not delivered to <b@example.org>: 550 5.1.1' "$T/refused.err"
+check_eq "one 550 among three: not kept in the queue" "$(queued)" 0
+
+# 3. One recipient refused for now: two get it now, the third stays
+#    queued alone; the next run reaches only it.
+printf 'rcpt#3 reply 450 4.2.0 mailbox busy\n' >"$T/rule"
+srv later "PIPELINING,CHUNKING" -s "$T/rule"
+conf
+send later a@example.org b@example.org c@example.org
+wait "$SRV" 2>/dev/null
+check_eq "one 450 among three: exit 0" "$RC" 0
+check_eq "one 450 among three: two got it now" \
+    "$(rcpts_got "$MAIL" | tr '\n' ' ')" \
+    "rcpt <a@example.org> rcpt <b@example.org> "
+check_eq "one 450 among three: kept in the queue" "$(queued)" 1
+check_grep "one 450 among three: said on stderr" \
+    'delivery to <c@example.org> deferred: 450 4.2.0' "$T/later.err"
+"$SMARTHOST" -C "$CONF" -bp >"$T/later.mailq" 2>&1
+check_grep "mailq: the two that got it" \
+    'a@example.org (sent)' "$T/later.mailq"
+check_grep "mailq: the one that waits, and why" \
+    'c@example.org (deferred: 450 4.2.0 mailbox busy)' "$T/later.mailq"
+first=$MAIL
+srv later2 "PIPELINING,CHUNKING"
+conf
+"$SMARTHOST" -C "$CONF" -q >"$T/later2.out" 2>&1
+check_eq "one 450: plain -q waits for its time" "$(queued)" 1
+"$SMARTHOST" -C "$CONF" -qf >"$T/later2.out" 2>&1
+wait "$SRV" 2>/dev/null
+check_eq "one 450: the next run reaches only the third" \
+    "$(rcpts_got "$MAIL" | tr '\n' ' ')" "rcpt <c@example.org> "
+check_eq "one 450: nobody twice over both runs" \
+    "$(cat "$first"/*.env "$MAIL"/*.env | grep '^rcpt' | sort | uniq -d)" ""
+check_eq "one 450: the queue is empty" "$(queued)" 0
+
+# 4. The relay drops the connection at the second message of a flush,
+#    and later (a per-connection limit) answers 421: the run reconnects
+#    and delivers everything, each once.
+conf "port $(free_port)"
+for i in 1 2 3 4; do send "drop-$i" bob@example.org; done
+check_eq "relay down: four queued" "$(queued)" 4
+printf '@1 mail#2 close\n@2 mail#2 reply 421 4.7.0 too many messages\n' \
+    >"$T/rule"
+srv drop "PIPELINING,CHUNKING" -n 3 -s "$T/rule"
+conf
+"$SMARTHOST" -C "$CONF" -q >"$T/drop.out" 2>&1
+RC=$?
+wait "$SRV" 2>/dev/null
+check_eq "drop mid-flush: exit 0" "$RC" 0
+check_eq "drop mid-flush: the queue is empty" "$(queued)" 0
+check_eq "drop mid-flush: four delivered" "$(ls "$MAIL"/*.eml | wc -l)" 4
+check_eq "drop mid-flush: none twice" \
+    "$(grep -h '^Subject:' "$MAIL"/*.eml | sort | uniq -d)" ""
+check_eq "drop mid-flush: three connections" \
+    "$(grep -c '^CONNECT' "$TR")" 3
+check_eq "drop mid-flush: authenticated on each" \
+    "$(grep -c '^AUTHOK' "$TR")" 3
+
+# 5. The reconnect of a send: a message queued while the relay was
+#    down, then a new one; the relay drops the first connection at the
+#    first MAIL.  Both arrive (the password is the run's, not used up).
+conf "port $(free_port)"
+send waiting bob@example.org
+printf '@1 mail#1 close\n' >"$T/rule"
+srv resend "PIPELINING,CHUNKING" -n 2 -s "$T/rule"
+conf
+send fresh bob@example.org
+wait "$SRV" 2>/dev/null
+check_eq "send after a drop: exit 0" "$RC" 0
+check "send after a drop: no 'no password' error" \
+    test ! -s "$T/fresh.err"
+check_eq "send after a drop: both delivered" \
+    "$(grep -h '^Subject:' "$MAIL"/*.eml | tr -d '\r' | sort |
+    tr '\n' ' ')" "Subject: fresh Subject: waiting "
+check_eq "send after a drop: the caller's own first" \
+    "$(grep -h '^Subject:' "$MAIL/1.eml" | tr -d '\r')" "Subject: fresh"
+check_eq "send after a drop: the queue is empty" "$(queued)" 0
+
+# 6. Accounts a1 and a2, no default, queue_dir under defaults: mailq and
+#    -q without -a find what waits.
+PORT=$(free_port)
+{
+	printf 'defaults\nqueue_dir %s/q-defaults\ntls_starttls off\n' "$T"
+	printf 'tls_trust_file %s/ca.pem\ntls_session_cache off\n' "$CERTS"
+	printf 'dead_letter %s/dead.letter\ntimeout 2\n' "$T"
+	for a in a1 a2; do
+		printf 'account %s\nhost 127.0.0.1\nport %s\nuser %s\n' \
+		    "$a" "$PORT" "$USER"
+		printf 'password %s\nfrom %s@example.test\n' "$PASS" "$a"
+	done
+} >"$T/two.conf"
+chmod 600 "$T/two.conf"
+for a in a1 a2; do
+	printf 'Subject: from %s\n\nx\n' "$a" |
+	    "$SMARTHOST" -C "$T/two.conf" -a "$a" bob@example.org 2>/dev/null
+done
+"$SMARTHOST" -C "$T/two.conf" -bp >"$T/two.mailq" 2>&1
+check_grep "no default account: mailq lists a1's message" \
+    'a1@example.test' "$T/two.mailq"
+check_grep "no default account: mailq lists a2's message" \
+    'a2@example.test' "$T/two.mailq"
+srv two "PIPELINING,CHUNKING" -n 2
+sed -i "s/^port .*/port $PORT/" "$T/two.conf"
+"$SMARTHOST" -C "$T/two.conf" -q >"$T/two.out" 2>&1
+wait "$SRV" 2>/dev/null
+check_eq "no default account: -q delivers both" \
+    "$(ls "$MAIL"/*.eml 2>/dev/null | wc -l)" 2
+check_eq "no default account: the queue is empty" \
+    "$(ls "$T/q-defaults" | wc -l)" 0
