@@ -908,6 +908,12 @@ smtp_serverinfo(struct account *a, FILE *fp, struct error *e)
 	int		 rc;
 
 	noauth.auth = NULL;
+	/*
+	 * A full handshake: a session resumed from the cache has no
+	 * certificate to show (TLS 1.3 keeps none), and the fingerprint
+	 * is what a user comes here for.
+	 */
+	noauth.session_cache = NULL;
 	rc = session_open(&s, &noauth, e);
 	if (rc == 0) {
 		fprintf(fp, "Relay %s port %d (%s)\n", a->host, a->port,
