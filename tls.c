@@ -257,46 +257,47 @@ verify_cb(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
 static const char pem_begin[] = "-----BEGIN CERTIFICATE-----";
 static const char pem_end[] = "-----END CERTIFICATE-----";
 
-static int
-b64_digit(unsigned char c)
+#define B64_SPACE	(-2)
+#define B64_PAD		(-3)
+
+/* The value of each octet in base64: a digit, or one of the above, or -1. */
+static void
+b64_table(signed char *val)
 {
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
+	static const char	 digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz0123456789+/";
+	int			 i;
+
+	memset(val, -1, 256);
+	for (i = 0; i < 64; i++)
+		val[(unsigned char)digits[i]] = (signed char)i;
+	val['\n'] = val['\r'] = val[' '] = val['\t'] = B64_SPACE;
+	val['='] = B64_PAD;
 }
 
 /* A PEM body to DER in out (room for 3/4 of the input): length or -1. */
 static long
-pem_decode(const char *p, const char *end, unsigned char *out)
+pem_decode(const signed char *val, const char *p, const char *end,
+    unsigned char *out)
 {
 	unsigned long	 acc = 0;
 	size_t		 digits = 0, pad = 0, n = 0;
 	int		 v;
 
 	for (; p < end; p++) {
-		if (*p == '\n' || *p == '\r' || *p == ' ' || *p == '\t')
-			continue;
-		if (*p == '=') {
+		v = val[(unsigned char)*p];
+		if (v >= 0 && pad == 0) {
+			acc = acc << 6 | (unsigned long)v;
+			if (++digits % 4 == 0) {
+				out[n++] = (unsigned char)(acc >> 16);
+				out[n++] = (unsigned char)(acc >> 8);
+				out[n++] = (unsigned char)acc;
+				acc = 0;
+			}
+		} else if (v == B64_PAD)
 			pad++;
-			continue;
-		}
-		if (pad > 0 || (v = b64_digit((unsigned char)*p)) < 0)
+		else if (v != B64_SPACE)
 			return -1;
-		acc = acc << 6 | (unsigned long)v;
-		if (++digits % 4 == 0) {
-			out[n++] = (unsigned char)(acc >> 16);
-			out[n++] = (unsigned char)(acc >> 8);
-			out[n++] = (unsigned char)acc;
-			acc = 0;
-		}
 	}
 	if (pad > 2 || (digits + pad) % 4 != 0 || digits % 4 == 1)
 		return -1;
@@ -319,6 +320,7 @@ parse_cas(mbedtls_x509_crt *ca, const char *buf, size_t len)
 {
 	const char	*p = buf, *end = buf + len, *b, *z;
 	unsigned char	*der;
+	signed char	 val[256];
 	long		 n;
 
 	if (memmem(buf, len, pem_begin, sizeof(pem_begin) - 1) == NULL) {
@@ -326,6 +328,7 @@ parse_cas(mbedtls_x509_crt *ca, const char *buf, size_t len)
 		    (const unsigned char *)buf, len);
 		return;
 	}
+	b64_table(val);
 	der = xcalloc(1, len / 4 * 3 + 3);
 	while ((b = memmem(p, (size_t)(end - p), pem_begin,
 	    sizeof(pem_begin) - 1)) != NULL) {
@@ -333,7 +336,7 @@ parse_cas(mbedtls_x509_crt *ca, const char *buf, size_t len)
 		z = memmem(b, (size_t)(end - b), pem_end, sizeof(pem_end) - 1);
 		if (z == NULL)
 			break;
-		if ((n = pem_decode(b, z, der)) > 0)
+		if ((n = pem_decode(val, b, z, der)) > 0)
 			(void)mbedtls_x509_crt_parse_der(ca, der, (size_t)n);
 		p = z + sizeof(pem_end) - 1;
 	}

@@ -59,7 +59,8 @@ listening() {
 }
 
 # relay NAME [s_server options]: an s_server for one connection on
-# 127.0.0.1, TLS 1.2 only; sets PORT and D (its directory).
+# 127.0.0.1, TLS 1.2 only unless VERSION says otherwise; sets PORT and D
+# (its directory).
 relay() {
 	local name=$1 i
 	shift
@@ -70,7 +71,7 @@ relay() {
 	# Both sides open "out" first, so neither open blocks for good;
 	# each in its child (bg's redirections would block this shell).
 	openssl s_server -accept "127.0.0.1:$PORT" -naccept 1 -quiet \
-	    -tls1_2 "$@" >"$D/out" <"$D/in" 2>"$D/err" &
+	    "${VERSION:--tls1_2}" "$@" >"$D/out" <"$D/in" 2>"$D/err" &
 	lib_pids="$lib_pids $!"
 	smtp_side "$D" <"$D/out" >"$D/in" &
 	lib_pids="$lib_pids $!"
@@ -143,6 +144,14 @@ else
 	check_nogrep "RSA-PSS imposed by the relay: nothing was said" . \
 	    "$D/tr"
 fi
+
+# PKCS#1 first in the list changes nothing for TLS 1.3, where an RSA key
+# signs with PSS only.
+VERSION=-tls1_3 relay tls13 "${RSA[@]}" -serverpref
+send tls13
+delivers "RSA key over TLS 1.3, the relay's preference"
+check_grep "RSA key over TLS 1.3: TLS 1.3 negotiated" '^-- TLS TLSv1.3 ' \
+    "$OUT"
 
 # 2. Forward secrecy and AEAD by default (RFC 9325).
 relay static-rsa "${RSA[@]}" -cipher AES128-SHA
