@@ -425,6 +425,26 @@ load_trust(struct tls *t, const struct account *a, struct error *e)
 	return 0;
 }
 
+/*
+ * Why mbedTLS could not load a file: it says only "Read/write of file
+ * failed" where the system can say why.
+ */
+static void
+load_error(int rc, const char *file, char *msg, size_t size)
+{
+	int	 fd;
+
+	if (rc == MBEDTLS_ERR_X509_FILE_IO_ERROR ||
+	    rc == MBEDTLS_ERR_PK_FILE_IO_ERROR) {
+		if ((fd = open(file, O_RDONLY | O_CLOEXEC)) == -1) {
+			snprintf(msg, size, "%s", strerror(errno));
+			return;
+		}
+		close(fd);
+	}
+	mbed_error(rc, msg, size);
+}
+
 static int
 load_client_cert(struct tls *t, const struct account *a, struct error *e)
 {
@@ -437,14 +457,14 @@ load_client_cert(struct tls *t, const struct account *a, struct error *e)
 		return error_set(e, EX_CONFIG, "tls_cert_file and "
 		    "tls_key_file must be set together");
 	if ((rc = mbedtls_x509_crt_parse_file(&t->cert, a->cert_file)) != 0) {
-		mbed_error(rc, msg, sizeof(msg));
+		load_error(rc, a->cert_file, msg, sizeof(msg));
 		return error_set(e, EX_CONFIG, "cannot load tls_cert_file "
 		    "%s: %s", a->cert_file, msg);
 	}
 	rc = mbedtls_pk_parse_keyfile(&t->key, a->key_file, NULL,
 	    mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE);
 	if (rc != 0) {
-		mbed_error(rc, msg, sizeof(msg));
+		load_error(rc, a->key_file, msg, sizeof(msg));
 		return error_set(e, EX_CONFIG, "cannot load tls_key_file "
 		    "%s: %s", a->key_file, msg);
 	}

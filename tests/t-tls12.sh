@@ -213,7 +213,7 @@ check_eq "only the second send resumed, --serverinfo did not" \
 
 # 4. A CA file that cannot be used: which file, why, what to set.  The
 # file is read when TLS starts, after the connection is made.
-testsrv trust -T -n 4 -c "$CERTS/server.pem" -k "$CERTS/server.key"
+testsrv trust -T -n 5 -c "$CERTS/server.pem" -k "$CERTS/server.key"
 trust() {	# NAME WANT_PATTERN TRUST_FILE
 	smarthost_conf "$T/$1.conf" "tls_starttls off" "queue off" \
 	    "tls_trust_file $3"
@@ -240,6 +240,13 @@ smarthost_conf "$T/empty.conf" "tls_starttls off" "queue off" \
 check_eq "empty CA file: exit 78" "$?" 78
 check_grep "empty CA file: says it holds no certificate" \
     "tls_trust_file $T/empty.pem holds no usable certificate" "$T/empty.out"
+smarthost_conf "$T/nocert.conf" "tls_starttls off" "queue off" \
+    "tls_cert_file $T/nonexistent.crt" "tls_key_file $CERTS/client.key"
+"$SMARTHOST" -C "$CONF" --serverinfo >"$T/nocert.out" 2>&1
+check_eq "missing tls_cert_file: exit 78" "$?" 78
+check_grep "missing tls_cert_file: says which file and why" \
+    "cannot load tls_cert_file $T/nonexistent.crt: No such file" \
+    "$T/nocert.out"
 if [ "$(id -u)" != 0 ]; then
 	cp "$CERTS/ca.pem" "$T/unreadable.pem"
 	chmod 000 "$T/unreadable.pem"
