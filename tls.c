@@ -359,7 +359,8 @@ read_trust(const char *file, const char *what, char **bufp, size_t *lenp,
 	size_t		 len = 0;
 	int		 fd;
 
-	if ((fd = open(file, O_RDONLY | O_CLOEXEC)) == -1)
+	/* O_NONBLOCK: a FIFO must not hang us; no effect on a file. */
+	if ((fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) == -1)
 		return error_set(e, EX_CONFIG, "cannot open %s %s: %s (%s)",
 		    what, file, strerror(errno), fix);
 	if (fstat(fd, &st) == -1) {

@@ -213,7 +213,7 @@ check_eq "only the second send resumed, --serverinfo did not" \
 
 # 4. A CA file that cannot be used: which file, why, what to set.  The
 # file is read when TLS starts, after the connection is made.
-testsrv trust -T -n 5 -c "$CERTS/server.pem" -k "$CERTS/server.key"
+testsrv trust -T -n 6 -c "$CERTS/server.pem" -k "$CERTS/server.key"
 trust() {	# NAME WANT_PATTERN TRUST_FILE
 	smarthost_conf "$T/$1.conf" "tls_starttls off" "queue off" \
 	    "tls_trust_file $3"
@@ -233,6 +233,13 @@ trust "missing CA file" \
 mkdir "$T/cadir"
 trust "CA file is a directory" "tls_trust_file $T/cadir is a directory" \
     "$T/cadir"
+mkfifo "$T/fifo.pem"
+smarthost_conf "$T/fifo.conf" "tls_starttls off" "queue off" \
+    "tls_trust_file $T/fifo.pem"
+timeout 20 "$SMARTHOST" -C "$CONF" --serverinfo >"$T/fifo.out" 2>&1
+check_eq "CA file is a FIFO: exit 78, no hang" "$?" 78
+check_grep "CA file is a FIFO: says so" "fifo.pem is not a regular file" \
+    "$T/fifo.out"
 : >"$T/empty.pem"
 smarthost_conf "$T/empty.conf" "tls_starttls off" "queue off" \
     "tls_trust_file $T/empty.pem"
