@@ -138,6 +138,7 @@ struct account {
 	char	*cert_file, *key_file;
 	char	*host_override;
 	int	 tls_min;	/* 12 or 13 */
+	int	 tls_legacy_ciphers;	/* TLS 1.2 without ECDHE, AEAD */
 	int	 certcheck;	/* on */
 	char	*session_cache;	/* NULL = off; default is a user file */
 	int	 timeout;	/* seconds: connect, and scales RFC ones */

@@ -1248,10 +1248,19 @@ smtp_serverinfo(const struct account *a, const struct cred *cr, FILE *fp,
     struct error *e)
 {
 	struct session	 s;
+	struct account	 full;
 	struct tls_info	 ti;
 	int		 rc;
 
-	rc = session_open(&s, a, NULL, e);
+	/*
+	 * A full handshake: a session resumed from the cache has no
+	 * certificate to show (TLS 1.3 keeps none), and the fingerprint
+	 * is what a user comes here for.  No AUTH yet: it is tried below,
+	 * where its outcome is printed.
+	 */
+	full = *a;
+	full.session_cache = NULL;
+	rc = session_open(&s, &full, NULL, e);
 	if (rc == 0) {
 		fprintf(fp, "Relay %s port %d (%s)\n", a->host, a->port,
 		    s.conn.peer);

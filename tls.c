@@ -43,6 +43,64 @@ static const char *const system_stores[] = {
 	NULL
 };
 
+/*
+ * The signature algorithms offered, RSA PKCS#1 v1.5 before RSA-PSS: the
+ * default list puts PSS first, which breaks TLS 1.2 with mbedTLS 3.6.6.
+ *
+ * The ClientHello is written for the highest version allowed, TLS 1.3,
+ * so it offers rsa_pss_rsae_* (0x0804-0x0806).  When the relay then
+ * chooses TLS 1.2 and signs its ServerKeyExchange with one of them (what
+ * OpenSSL does for an RSA key when the client lists PSS first), the TLS
+ * 1.2 client checks the algorithm with mbedtls_ssl_tls12_sig_alg_is_
+ * supported(), which knows only RFC 5246's (hash, signature) pairs: the
+ * PSS code points, valid in TLS 1.2 since RFC 8446 4.2.3, are not among
+ * them, and the handshake ends with a fatal illegal_parameter.  Up to
+ * 3.6.5 the check let any known code point through; the CVE-2026-25834
+ * fix in 3.6.6 made it strict (ssl_parse_signature_algorithm() in
+ * library/ssl_tls12_client.c) and so rejects valid PSS signatures.
+ * Upstream fixed this after 3.6.6 (Mbed-TLS/mbedtls#10674).  It does not
+ * depend on MBEDTLS_USE_PSA_CRYPTO or MBEDTLS_X509_RSASSA_PSS_SUPPORT,
+ * and no configuration call makes the 1.2 path accept PSS.
+ *
+ * Dropping PSS from the list is no way out: TLS 1.3 allows only PSS for
+ * an RSA key's CertificateVerify.  Listing PKCS#1 first instead makes a
+ * relay that follows the client's order (OpenSSL by default, Go) sign
+ * with PKCS#1 in TLS 1.2, while in TLS 1.3 it must still pick PSS.  A
+ * relay that imposes its own order and prefers PSS in TLS 1.2 still
+ * fails; handshake_error() says why.
+ */
+static const uint16_t sig_algs[] = {
+	MBEDTLS_TLS1_3_SIG_ECDSA_SECP256R1_SHA256,
+	MBEDTLS_TLS1_3_SIG_ECDSA_SECP384R1_SHA384,
+	MBEDTLS_TLS1_3_SIG_ECDSA_SECP521R1_SHA512,
+	MBEDTLS_TLS1_3_SIG_RSA_PKCS1_SHA256,
+	MBEDTLS_TLS1_3_SIG_RSA_PKCS1_SHA384,
+	MBEDTLS_TLS1_3_SIG_RSA_PKCS1_SHA512,
+	MBEDTLS_TLS1_3_SIG_RSA_PSS_RSAE_SHA256,
+	MBEDTLS_TLS1_3_SIG_RSA_PSS_RSAE_SHA384,
+	MBEDTLS_TLS1_3_SIG_RSA_PSS_RSAE_SHA512,
+	MBEDTLS_TLS1_3_SIG_NONE
+};
+
+/*
+ * The TLS 1.2 ciphersuites offered unless tls_legacy_ciphers is on:
+ * ECDHE, for forward secrecy, with an AEAD cipher, as RFC 9325 4.1-4.2
+ * recommends.  mbedTLS's default list also has static RSA key transport
+ * (a recorded session, and the password in it, can be read later by
+ * whoever gets the relay's key), CBC with its padding-oracle history and
+ * finite-field DHE.  Every TLS 1.3 suite qualifies and stays as mbedTLS
+ * lists it.
+ */
+static const int tls12_suites[] = {
+	MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
+};
+#define SUITES_MAX	32
+
 struct tls {
 	mbedtls_ssl_context	 ssl;
 	mbedtls_ssl_config	 conf;
@@ -60,6 +118,8 @@ struct tls {
 	char			 leaf_expiry[32];
 	unsigned char		 leaf_sha256[32];
 	int			 have_leaf;
+	int			 leaf_rsa;	/* its key is RSA */
+	int			 suites[SUITES_MAX + 1];	/* 0 ends */
 	/* TLS session resumption across runs */
 	char			*cache;		/* ticket file, or NULL */
 	int			 loaded;	/* a ticket was offered */
@@ -153,6 +213,15 @@ cert_names(const mbedtls_x509_crt *crt, char *buf, size_t size)
 		mbedtls_x509_dn_gets(buf, size, &crt->subject);
 }
 
+static void
+cert_expiry(const mbedtls_x509_crt *crt, char *buf, size_t size)
+{
+	const mbedtls_x509_time	*to = &crt->valid_to;
+
+	snprintf(buf, size, "%04d-%02d-%02d %02d:%02d:%02d UTC", to->year,
+	    to->mon, to->day, to->hour, to->min, to->sec);
+}
+
 /*
  * Called for every certificate of the chain.  Only looks: the flags are
  * left alone, so mbedTLS still decides.
@@ -161,33 +230,184 @@ static int
 verify_cb(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
 {
 	struct tls	*t = ctx;
-	const mbedtls_x509_time *to;
 
 	if (depth != 0)
 		return 0;
 	t->have_leaf = 1;
 	t->leaf_flags = *flags;
+	t->leaf_rsa = mbedtls_pk_get_type(&crt->pk) == MBEDTLS_PK_RSA;
 	cert_names(crt, t->leaf_names, sizeof(t->leaf_names));
 	mbedtls_x509_dn_gets(t->leaf_issuer, sizeof(t->leaf_issuer),
 	    &crt->issuer);
-	to = &crt->valid_to;
-	snprintf(t->leaf_expiry, sizeof(t->leaf_expiry),
-	    "%04d-%02d-%02d %02d:%02d:%02d UTC", to->year, to->mon, to->day,
-	    to->hour, to->min, to->sec);
+	cert_expiry(crt, t->leaf_expiry, sizeof(t->leaf_expiry));
 	mbedtls_sha256(crt->raw.p, crt->raw.len, t->leaf_sha256, 0);
+	return 0;
+}
+
+/*
+ * Trust anchors.  The CA file is read and its PEM decoded here, not by
+ * mbedtls_x509_crt_parse_file(): mbedTLS decodes base64 in constant time,
+ * as private keys need, at about 400 instructions a byte, and that was
+ * 64 of the 114 million instructions of a whole small send with the
+ * system bundle (144 certificates).  CA certificates are public, so a
+ * plain decoder is safe; mbedTLS still parses and checks every one.
+ */
+#define TRUST_MAX	(16 * 1024 * 1024)
+
+static const char pem_begin[] = "-----BEGIN CERTIFICATE-----";
+static const char pem_end[] = "-----END CERTIFICATE-----";
+
+#define B64_SPACE	(-2)
+#define B64_PAD		(-3)
+
+/* The value of each octet in base64: a digit, or one of the above, or -1. */
+static void
+b64_table(signed char *val)
+{
+	static const char	 digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz0123456789+/";
+	int			 i;
+
+	memset(val, -1, 256);
+	for (i = 0; i < 64; i++)
+		val[(unsigned char)digits[i]] = (signed char)i;
+	val['\n'] = val['\r'] = val[' '] = val['\t'] = B64_SPACE;
+	val['='] = B64_PAD;
+}
+
+/* A PEM body to DER in out (room for 3/4 of the input): length or -1. */
+static long
+pem_decode(const signed char *val, const char *p, const char *end,
+    unsigned char *out)
+{
+	unsigned long	 acc = 0;
+	size_t		 digits = 0, pad = 0, n = 0;
+	int		 v;
+
+	for (; p < end; p++) {
+		v = val[(unsigned char)*p];
+		if (v >= 0 && pad == 0) {
+			acc = acc << 6 | (unsigned long)v;
+			if (++digits % 4 == 0) {
+				out[n++] = (unsigned char)(acc >> 16);
+				out[n++] = (unsigned char)(acc >> 8);
+				out[n++] = (unsigned char)acc;
+				acc = 0;
+			}
+		} else if (v == B64_PAD)
+			pad++;
+		else if (v != B64_SPACE)
+			return -1;
+	}
+	if (pad > 2 || (digits + pad) % 4 != 0 || digits % 4 == 1)
+		return -1;
+	if (digits % 4 == 2)
+		out[n++] = (unsigned char)(acc >> 4);
+	else if (digits % 4 == 3) {
+		out[n++] = (unsigned char)(acc >> 10);
+		out[n++] = (unsigned char)(acc >> 2);
+	}
+	return (long)n;
+}
+
+/*
+ * Every CERTIFICATE block of a PEM file, or the file as one DER
+ * certificate; a block mbedTLS refuses is skipped, as
+ * mbedtls_x509_crt_parse_file() does.
+ */
+static void
+parse_cas(mbedtls_x509_crt *ca, const char *buf, size_t len)
+{
+	const char	*p = buf, *end = buf + len, *b, *z;
+	unsigned char	*der;
+	signed char	 val[256];
+	long		 n;
+
+	if (memmem(buf, len, pem_begin, sizeof(pem_begin) - 1) == NULL) {
+		(void)mbedtls_x509_crt_parse_der(ca,
+		    (const unsigned char *)buf, len);
+		return;
+	}
+	b64_table(val);
+	der = xcalloc(1, len / 4 * 3 + 3);
+	while ((b = memmem(p, (size_t)(end - p), pem_begin,
+	    sizeof(pem_begin) - 1)) != NULL) {
+		b += sizeof(pem_begin) - 1;
+		z = memmem(b, (size_t)(end - b), pem_end, sizeof(pem_end) - 1);
+		if (z == NULL)
+			break;
+		if ((n = pem_decode(val, b, z, der)) > 0)
+			(void)mbedtls_x509_crt_parse_der(ca, der, (size_t)n);
+		p = z + sizeof(pem_end) - 1;
+	}
+	free(der);
+}
+
+/*
+ * Read a CA file whole.  Errors say which file, why, and what to set:
+ * mbedTLS would only say "PK - Read/write of file failed".
+ */
+static int
+read_trust(const char *file, const char *what, char **bufp, size_t *lenp,
+    struct error *e)
+{
+	static const char fix[] = "set tls_trust_file to a readable file "
+	    "of PEM CA certificates, or pin the relay with tls_fingerprint";
+	struct stat	 st;
+	char		*buf;
+	ssize_t		 n;
+	size_t		 len = 0;
+	int		 fd;
+
+	/* O_NONBLOCK: a FIFO must not hang us; no effect on a file. */
+	if ((fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) == -1)
+		return error_set(e, EX_CONFIG, "cannot open %s %s: %s (%s)",
+		    what, file, strerror(errno), fix);
+	if (fstat(fd, &st) == -1) {
+		error_set(e, EX_CONFIG, "cannot read %s %s: %s (%s)", what,
+		    file, strerror(errno), fix);
+		close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > TRUST_MAX) {
+		close(fd);
+		return error_set(e, EX_CONFIG, "%s %s is %s (%s)", what, file,
+		    S_ISDIR(st.st_mode) ? "a directory, not a file" :
+		    !S_ISREG(st.st_mode) ? "not a regular file" :
+		    "larger than 16 MiB", fix);
+	}
+	buf = xcalloc(1, (size_t)st.st_size + 1);
+	while (len < (size_t)st.st_size &&
+	    (n = read(fd, buf + len, (size_t)st.st_size - len)) != 0) {
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			error_set(e, EX_CONFIG, "cannot read %s %s: %s (%s)",
+			    what, file, strerror(errno), fix);
+			close(fd);
+			free(buf);
+			return -1;
+		}
+		len += (size_t)n;
+	}
+	close(fd);
+	*bufp = buf;
+	*lenp = len;
 	return 0;
 }
 
 static int
 load_trust(struct tls *t, const struct account *a, struct error *e)
 {
-	const char	*file = a->trust_file;
-	char		 msg[128];
-	int		 i, rc;
+	const char	*file = a->trust_file, *what = "tls_trust_file";
+	char		*buf = NULL;
+	size_t		 len = 0;
+	int		 i;
 
 	if (file == NULL) {
+		what = "the system CA store";
 		for (i = 0; system_stores[i] != NULL; i++)
-			if (access(system_stores[i], R_OK) == 0)
+			if (access(system_stores[i], F_OK) == 0)
 				break;
 		if ((file = system_stores[i]) == NULL)
 			return error_set(e, EX_CONFIG, "no system CA store "
@@ -195,17 +415,35 @@ load_trust(struct tls *t, const struct account *a, struct error *e)
 			    "ca-certificates, or set tls_trust_file or "
 			    "tls_fingerprint", system_stores[0]);
 	}
-	rc = mbedtls_x509_crt_parse_file(&t->ca, file);
-	if (rc < 0) {
-		mbed_error(rc, msg, sizeof(msg));
-		return error_set(e, EX_CONFIG, "cannot load tls_trust_file "
-		    "%s: %s", file, msg);
-	}
+	if (read_trust(file, what, &buf, &len, e) == -1)
+		return -1;
+	parse_cas(&t->ca, buf, len);
+	free(buf);
 	if (t->ca.raw.p == NULL)
-		return error_set(e, EX_CONFIG, "tls_trust_file %s holds no "
-		    "usable certificate", file);
+		return error_set(e, EX_CONFIG, "%s %s holds no usable "
+		    "certificate (PEM or DER expected)", what, file);
 	mbedtls_ssl_conf_ca_chain(&t->conf, &t->ca, NULL);
 	return 0;
+}
+
+/*
+ * Why mbedTLS could not load a file: it says only "Read/write of file
+ * failed" where the system can say why.
+ */
+static void
+load_error(int rc, const char *file, char *msg, size_t size)
+{
+	int	 fd;
+
+	if (rc == MBEDTLS_ERR_X509_FILE_IO_ERROR ||
+	    rc == MBEDTLS_ERR_PK_FILE_IO_ERROR) {
+		if ((fd = open(file, O_RDONLY | O_CLOEXEC)) == -1) {
+			snprintf(msg, size, "%s", strerror(errno));
+			return;
+		}
+		close(fd);
+	}
+	mbed_error(rc, msg, size);
 }
 
 static int
@@ -220,14 +458,14 @@ load_client_cert(struct tls *t, const struct account *a, struct error *e)
 		return error_set(e, EX_CONFIG, "tls_cert_file and "
 		    "tls_key_file must be set together");
 	if ((rc = mbedtls_x509_crt_parse_file(&t->cert, a->cert_file)) != 0) {
-		mbed_error(rc, msg, sizeof(msg));
+		load_error(rc, a->cert_file, msg, sizeof(msg));
 		return error_set(e, EX_CONFIG, "cannot load tls_cert_file "
 		    "%s: %s", a->cert_file, msg);
 	}
 	rc = mbedtls_pk_parse_keyfile(&t->key, a->key_file, NULL,
 	    mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE);
 	if (rc != 0) {
-		mbed_error(rc, msg, sizeof(msg));
+		load_error(rc, a->key_file, msg, sizeof(msg));
 		return error_set(e, EX_CONFIG, "cannot load tls_key_file "
 		    "%s: %s", a->key_file, msg);
 	}
@@ -239,10 +477,11 @@ load_client_cert(struct tls *t, const struct account *a, struct error *e)
 }
 
 /*
- * The session cache: one file per host, port and trust settings, named
- * by a hash of them, so a ticket saved under one trust configuration is
- * never used under another (a resumed TLS 1.3 session carries no
- * certificate to check again).  The file is a secret: 0600, ours, or
+ * The session cache: one file per host, port, trust and cipher
+ * settings, named by a hash of them, so a ticket saved under one trust
+ * configuration is never used under another (a resumed TLS 1.3 session
+ * carries no certificate to check again), nor a legacy cipher's session
+ * once tls_legacy_ciphers is off.  The file is a secret: 0600, ours, or
  * ignored; replaced atomically.
  */
 #define TICKET_MAX	8192
@@ -258,9 +497,9 @@ cache_path(const struct account *a, const char *name)
 
 	if (a->session_cache == NULL || !a->certcheck)
 		return NULL;
-	n = snprintf(key, sizeof(key), "%s%c%d%c%s%c%d%c%d", name, 0, a->port,
-	    0, a->trust_file ? a->trust_file : "system", 0, a->tls_min, 0,
-	    a->has_fingerprint);
+	n = snprintf(key, sizeof(key), "%s%c%d%c%s%c%d%c%d%c%d", name, 0,
+	    a->port, 0, a->trust_file ? a->trust_file : "system", 0,
+	    a->tls_min, 0, a->has_fingerprint, 0, a->tls_legacy_ciphers);
 	if (n < 0 || (size_t)n >= sizeof(key))
 		return NULL;
 	mbedtls_sha256_init(&h);
@@ -364,6 +603,27 @@ done:
 	explicit_bzero(buf, sizeof(buf));
 }
 
+/* mbedTLS's list in its order, less the TLS 1.2 suites not wanted. */
+static void
+choose_suites(struct tls *t)
+{
+	const int	*all = mbedtls_ssl_list_ciphersuites();
+	size_t		 i, j, n = 0;
+	int		 keep;
+
+	for (i = 0; all[i] != 0 && n < SUITES_MAX; i++) {
+		/* RFC 8446 B.4: TLS 1.3 suites are 0x13XX. */
+		keep = (all[i] & 0xff00) == 0x1300;
+		for (j = 0; !keep && j < sizeof(tls12_suites) /
+		    sizeof(tls12_suites[0]); j++)
+			keep = all[i] == tls12_suites[j];
+		if (keep)
+			t->suites[n++] = all[i];
+	}
+	t->suites[n] = 0;
+	mbedtls_ssl_conf_ciphersuites(&t->conf, t->suites);
+}
+
 static int
 configure(struct tls *t, const struct account *a, struct error *e)
 {
@@ -378,6 +638,9 @@ configure(struct tls *t, const struct account *a, struct error *e)
 	    MBEDTLS_SSL_VERSION_TLS1_3 : MBEDTLS_SSL_VERSION_TLS1_2);
 	mbedtls_ssl_conf_max_tls_version(&t->conf, MBEDTLS_SSL_VERSION_TLS1_3);
 	mbedtls_ssl_conf_verify(&t->conf, verify_cb, t);
+	mbedtls_ssl_conf_sig_algs(&t->conf, sig_algs);
+	if (!a->tls_legacy_ciphers)
+		choose_suites(t);
 	if (a->session_cache != NULL && a->certcheck)
 		mbedtls_ssl_conf_tls13_enable_signal_new_session_tickets(
 		    &t->conf, MBEDTLS_SSL_TLS1_3_SIGNAL_NEW_SESSION_TICKETS_ENABLED);
@@ -488,10 +751,51 @@ check_pin(struct tls *t, const struct account *a, struct error *e)
 	    "tls_fingerprint: it is %s, the pin is %s", t->name, got, want);
 }
 
+/*
+ * A failed handshake, with what the user can do about it.  A relay that
+ * knows none of our ciphers answers with a fatal alert, and mbedTLS
+ * does not say which alert, so the tls_legacy_ciphers hint comes with
+ * every fatal alert that may be one.
+ */
+static int
+handshake_error(struct tls *t, const struct account *a, int rc,
+    struct error *e)
+{
+	char	 msg[160];
+
+	mbed_error(rc, msg, sizeof(msg));
+	if (rc == MBEDTLS_ERR_NET_RECV_FAILED ||
+	    rc == MBEDTLS_ERR_NET_SEND_FAILED ||
+	    rc == MBEDTLS_ERR_SSL_CONN_EOF)
+		return error_set(e, EX_TEMPFAIL, "TLS handshake with %s "
+		    "failed: %s", t->name, msg);
+	if (a->tls_min == 13)
+		return error_set(e, EX_PROTOCOL, "TLS handshake with %s "
+		    "failed: %s (tls_min_version is 1.3)", t->name, msg);
+	/* See sig_algs[]. */
+	if (rc == MBEDTLS_ERR_SSL_ILLEGAL_PARAMETER &&
+	    mbedtls_ssl_get_version_number(&t->ssl) ==
+	    MBEDTLS_SSL_VERSION_TLS1_2 && (!t->have_leaf || t->leaf_rsa))
+		return error_set(e, EX_PROTOCOL, "TLS handshake with %s "
+		    "failed: %s (the relay chose TLS 1.2 and most likely "
+		    "signed with RSA-PSS, which mbedTLS %s refuses in TLS "
+		    "1.2, a bug fixed after 3.6.6: update mbedTLS, or enable "
+		    "TLS 1.3 on the relay)", t->name, msg,
+		    tls_library_version());
+	if (rc == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE &&
+	    !a->tls_legacy_ciphers)
+		return error_set(e, EX_PROTOCOL, "TLS handshake with %s "
+		    "failed: %s (if the relay speaks only TLS 1.2 without "
+		    "forward secrecy, e.g. AES128-SHA, 'tls_legacy_ciphers "
+		    "on' allows its ciphers: see smarthost.conf(5))",
+		    t->name, msg);
+	return error_set(e, EX_PROTOCOL, "TLS handshake with %s failed: %s",
+	    t->name, msg);
+}
+
 static int
 handshake(struct tls *t, const struct account *a, struct error *e)
 {
-	char	 msg[160];
 	int	 rc;
 
 	while ((rc = mbedtls_ssl_handshake(&t->ssl)) != 0) {
@@ -505,15 +809,7 @@ handshake(struct tls *t, const struct account *a, struct error *e)
 		if (rc == MBEDTLS_ERR_SSL_TIMEOUT)
 			return error_set(e, EX_TEMPFAIL, "TLS handshake with "
 			    "%s timed out", t->name);
-		mbed_error(rc, msg, sizeof(msg));
-		if (rc == MBEDTLS_ERR_NET_RECV_FAILED ||
-		    rc == MBEDTLS_ERR_NET_SEND_FAILED ||
-		    rc == MBEDTLS_ERR_SSL_CONN_EOF)
-			return error_set(e, EX_TEMPFAIL, "TLS handshake with "
-			    "%s failed: %s", t->name, msg);
-		return error_set(e, EX_PROTOCOL, "TLS handshake with %s "
-		    "failed: %s%s", t->name, msg, a->tls_min == 13 ?
-		    " (tls_min_version is 1.3)" : "");
+		return handshake_error(t, a, rc, e);
 	}
 	if (check_pin(t, a, e) == -1)
 		return -1;
@@ -675,25 +971,30 @@ tls_exporter(struct tls *t, char *buf, size_t size)
 #endif
 }
 
+/*
+ * What the session tells of the relay.  The certificate comes from the
+ * session itself, so it is there with tls_certcheck off too (no verify
+ * callback runs then); a resumed TLS 1.3 session has none.
+ */
 void
 tls_info(struct tls *t, struct tls_info *info)
 {
 	const mbedtls_x509_crt	*crt;
+	unsigned char		 md[32];
 
 	memset(info, 0, sizeof(*info));
 	snprintf(info->version, sizeof(info->version), "%s",
 	    mbedtls_ssl_get_version(&t->ssl));
 	snprintf(info->cipher, sizeof(info->cipher), "%s",
 	    mbedtls_ssl_get_ciphersuite(&t->ssl));
-	if ((crt = mbedtls_ssl_get_peer_cert(&t->ssl)) != NULL)
+	if ((crt = mbedtls_ssl_get_peer_cert(&t->ssl)) != NULL) {
 		mbedtls_x509_dn_gets(info->subject, sizeof(info->subject),
 		    &crt->subject);
-	if (t->have_leaf) {
-		snprintf(info->issuer, sizeof(info->issuer), "%s",
-		    t->leaf_issuer);
-		snprintf(info->expires, sizeof(info->expires), "%s",
-		    t->leaf_expiry);
-		fingerprint_str(t->leaf_sha256, info->fingerprint,
+		mbedtls_x509_dn_gets(info->issuer, sizeof(info->issuer),
+		    &crt->issuer);
+		cert_expiry(crt, info->expires, sizeof(info->expires));
+		mbedtls_sha256(crt->raw.p, crt->raw.len, md, 0);
+		fingerprint_str(md, info->fingerprint,
 		    sizeof(info->fingerprint));
 	}
 	info->resumed = t->loaded && !t->have_leaf;

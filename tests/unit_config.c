@@ -341,6 +341,7 @@ test_values(void)
 	    "dsn_notify failure, delay\n"
 	    "dsn_return headers\n"
 	    "tls_min_version 1.3\n"
+	    "tls_legacy_ciphers on\n"
 	    "set_from_header on\n"
 	    "set_date_header off\n"
 	    "tls_session_cache off\n"
@@ -358,6 +359,7 @@ test_values(void)
 	CHECK_STR(a.dsn_notify, "FAILURE,DELAY", "dsn_notify: list");
 	CHECK_STR(a.dsn_return, "HDRS", "dsn_return: headers");
 	CHECK_INT(a.tls_min, 13, "tls_min_version 1.3");
+	CHECK_INT(a.tls_legacy_ciphers, 1, "tls_legacy_ciphers on");
 	CHECK_INT(a.set_from_header, TRI_ON, "set_from_header on");
 	CHECK_INT(a.set_date_header, TRI_OFF, "set_date_header off");
 	CHECK_INT(a.set_msgid_header, TRI_AUTO, "set_msgid_header auto");
@@ -1154,6 +1156,7 @@ test_defaults(void)
 	CHECK_INT(a.tls, 1, "default tls on");
 	CHECK_INT(a.starttls, 1, "default tls_starttls on");
 	CHECK_INT(a.tls_min, 12, "default tls_min_version 1.2");
+	CHECK_INT(a.tls_legacy_ciphers, 0, "default tls_legacy_ciphers off");
 	CHECK_INT(a.certcheck, 1, "default tls_certcheck on");
 	CHECK_STR(a.trust_file, NULL, "default tls_trust_file system");
 	CHECK_INT(a.has_fingerprint, 0, "default no fingerprint");
@@ -1302,6 +1305,7 @@ test_print(void)
 	    "tls_key_file <not set>\n"
 	    "tls_host_override <not set>\n"
 	    "tls_min_version 1.2\n"
+	    "tls_legacy_ciphers off\n"
 	    "tls_certcheck on\n"
 	    "tls_session_cache off\n"
 	    "timeout 60\n"
@@ -1342,7 +1346,7 @@ test_directives(void)
 
 	for (n = 0; d[n] != NULL; n++)
 		;
-	CHECK_INT(n, 39, "config_directives: 39 names");
+	CHECK_INT(n, 40, "config_directives: 40 names");
 	CHECK_STR(d[0], "host", "config_directives: table order");
 	CHECK_STR(d[n - 1], "syslog", "config_directives: last");
 	CHECK_INT(config_is_directive("tls_starttls"), 1,
