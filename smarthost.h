@@ -368,7 +368,8 @@ struct tls_info {
 	char	 fingerprint[96];	/* AA:BB:... */
 	int	 resumed;
 };
-int	 tls_start(struct conn *, const struct account *, struct error *);
+int	 tls_start(struct conn *, const struct account *, int,
+	    struct error *);
 size_t	 tls_record_payload(struct tls *);
 int	 tls_read(struct tls *, void *, size_t, long long, int,
 	    struct error *);

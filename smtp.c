@@ -59,6 +59,7 @@ struct session {
 	const struct account *acct;
 	const struct cred *cred;
 	int		 secure;	/* TLS is up */
+	int		 tls12;		/* TLS 1.2 at most (tls_start) */
 	int		 dirty;		/* the relay may hold a transaction */
 	smtp_progress_fn progress;	/* called as the data goes out */
 	void		*pctx;
@@ -348,6 +349,7 @@ starttls(struct session *s, struct error *e)
 {
 	struct reply	 r;
 	char		 b;
+	int		 rc;
 
 	if (!s->caps.starttls)
 		return error_set(e, EX_PROTOCOL, "the relay does not offer "
@@ -365,31 +367,32 @@ starttls(struct session *s, struct error *e)
 		    "its 220 reply to STARTTLS (a response injection attack, "
 		    "or a broken relay): aborted before TLS");
 	set_timeout(s, TO_COMMAND);
-	if (tls_start(&s->conn, s->acct, e) == -1)
-		return -1;
+	if ((rc = tls_start(&s->conn, s->acct, s->tls12, e)) != 0)
+		return rc;
 	s->secure = 1;
 	/* RFC 3207 4.2: forget everything learned in clear. */
 	memset(&s->caps, 0, sizeof(s->caps));
 	return ehlo(s, e);
 }
 
+/*
+ * Connect, greeting, EHLO, TLS, AUTH.  -1 on failure; -2 when the TLS
+ * handshake asks for a second try with TLS 1.2 at most (tls_start).
+ */
 static int
-session_open(struct session *s, const struct account *a,
+session_connect(struct session *s, const struct account *a,
     const struct cred *cr, struct error *e)
 {
 	struct reply	 r;
+	int		 rc;
 
-	memset(s, 0, sizeof(*s));
-	s->acct = a;
-	s->cred = cr;
-	s->conn.fd = -1;
 	if (net_connect(&s->conn, a->host, a->port, a->source_ip,
 	    a->timeout * 1000, e) == -1)
 		return -1;
 	if (a->tls && !a->starttls) {
 		set_timeout(s, TO_COMMAND);
-		if (tls_start(&s->conn, a, e) == -1)
-			return -1;
+		if ((rc = tls_start(&s->conn, a, s->tls12, e)) != 0)
+			return rc;
 		s->secure = 1;
 	}
 	set_timeout(s, TO_GREETING);
@@ -400,14 +403,35 @@ session_open(struct session *s, const struct account *a,
 		    EX_PROTOCOL, "the relay did not greet with 220");
 	if (ehlo(s, e) == -1)
 		return -1;
-	if (a->tls && a->starttls && starttls(s, e) == -1)
-		return -1;
+	if (a->tls && a->starttls && (rc = starttls(s, e)) != 0)
+		return rc;
 	if (a->auth != NULL && cr != NULL) {
 		set_timeout(s, TO_COMMAND);
 		if (auth_login(&s->conn, &s->caps, a, cr, e) == -1)
 			return -1;
 	}
 	return 0;
+}
+
+static int
+session_open(struct session *s, const struct account *a,
+    const struct cred *cr, struct error *e)
+{
+	int	 rc;
+
+	memset(s, 0, sizeof(*s));
+	s->acct = a;
+	s->cred = cr;
+	s->conn.fd = -1;
+	if ((rc = session_connect(s, a, cr, e)) != -2)
+		return rc;
+	trace("-- the relay signed TLS 1.2 with RSA-PSS, which this mbedTLS "
+	    "refuses: connecting again, offering TLS 1.2 only");
+	net_close(&s->conn);
+	memset(&s->caps, 0, sizeof(s->caps));
+	s->secure = 0;
+	s->tls12 = 1;
+	return session_connect(s, a, cr, e) == 0 ? 0 : -1;
 }
 
 static void

@@ -123,6 +123,8 @@ struct tls {
 	/* TLS session resumption across runs */
 	char			*cache;		/* ticket file, or NULL */
 	int			 loaded;	/* a ticket was offered */
+	int			 max12;		/* TLS 1.2 at most: see sig_algs */
+	int			 pss12;		/* the relay signed 1.2 with PSS */
 };
 
 static int
@@ -636,7 +638,8 @@ configure(struct tls *t, const struct account *a, struct error *e)
 	    MBEDTLS_PSA_RANDOM_STATE);
 	mbedtls_ssl_conf_min_tls_version(&t->conf, a->tls_min == 13 ?
 	    MBEDTLS_SSL_VERSION_TLS1_3 : MBEDTLS_SSL_VERSION_TLS1_2);
-	mbedtls_ssl_conf_max_tls_version(&t->conf, MBEDTLS_SSL_VERSION_TLS1_3);
+	mbedtls_ssl_conf_max_tls_version(&t->conf, t->max12 ?
+	    MBEDTLS_SSL_VERSION_TLS1_2 : MBEDTLS_SSL_VERSION_TLS1_3);
 	mbedtls_ssl_conf_verify(&t->conf, verify_cb, t);
 	mbedtls_ssl_conf_sig_algs(&t->conf, sig_algs);
 	if (!a->tls_legacy_ciphers)
@@ -667,7 +670,7 @@ configure(struct tls *t, const struct account *a, struct error *e)
 		return error_set(e, EX_CONFIG, "cannot use '%s' as TLS host "
 		    "name (%d)", t->name, rc);
 	mbedtls_ssl_set_bio(&t->ssl, t, bio_send, NULL, bio_recv);
-	if ((t->cache = cache_path(a, t->name)) != NULL &&
+	if (!t->max12 && (t->cache = cache_path(a, t->name)) != NULL &&
 	    cache_dir(a->session_cache) == -1) {
 		free(t->cache);
 		t->cache = NULL;
@@ -776,6 +779,8 @@ handshake_error(struct tls *t, const struct account *a, int rc,
 	if (rc == MBEDTLS_ERR_SSL_ILLEGAL_PARAMETER &&
 	    mbedtls_ssl_get_version_number(&t->ssl) ==
 	    MBEDTLS_SSL_VERSION_TLS1_2 && (!t->have_leaf || t->leaf_rsa))
+		t->pss12 = 1;
+	if (t->pss12)
 		return error_set(e, EX_PROTOCOL, "TLS handshake with %s "
 		    "failed: %s (the relay chose TLS 1.2 and most likely "
 		    "signed with RSA-PSS, which mbedTLS %s refuses in TLS "
@@ -832,11 +837,20 @@ tls_free(struct tls *t)
 	free(t);
 }
 
+/*
+ * TLS over the connection.  max12: offer TLS 1.2 at most, for a second
+ * connection after -2: the relay chose TLS 1.2 and signed with RSA-PSS,
+ * which mbedTLS 3.6.6 refuses there (see sig_algs); a ClientHello for
+ * 1.2 alone offers no PSS, so the relay must sign with PKCS#1.  The
+ * certificate is checked all the same.
+ */
 int
-tls_start(struct conn *c, const struct account *a, struct error *e)
+tls_start(struct conn *c, const struct account *a, int max12,
+    struct error *e)
 {
 	static int	 psa_ready;
 	struct tls	*t;
+	int		 retry;
 
 	if (!psa_ready) {
 		if (psa_crypto_init() != PSA_SUCCESS)
@@ -854,9 +868,11 @@ tls_start(struct conn *c, const struct account *a, struct error *e)
 	t->timeout_ms = c->timeout_ms;
 	t->deadline = now_ms() + c->timeout_ms;	/* the whole handshake */
 	t->name = a->host_override != NULL ? a->host_override : a->host;
+	t->max12 = max12;
 	if (configure(t, a, e) == -1 || handshake(t, a, e) == -1) {
+		retry = t->pss12 && !max12;
 		tls_free(t);
-		return -1;
+		return retry ? -2 : -1;
 	}
 	c->tls = t;
 	c->wmax = tls_record_payload(t);

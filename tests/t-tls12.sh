@@ -21,7 +21,15 @@ fi
 # commands go to DIR/tr (AUTH without its argument), the message to
 # DIR/msg.
 smtp_side() {
-	local d=$1 line data=0
+	local d=$1 line data=0 i
+	# A first connection that is to fail its handshake gets no
+	# greeting: it would be lost with it (GREET_AFTER: s_server's
+	# message for that failure).
+	for i in $(seq 200); do
+		[ -z "${GREET_AFTER:-}" ] && break
+		grep -q "$GREET_AFTER" "$d/err" 2>/dev/null && break
+		sleep 0.05
+	done
 	printf '220 localhost ESMTP openssl s_server\r\n'
 	while IFS= read -r line; do
 		line=${line%$'\r'}
@@ -70,7 +78,8 @@ relay() {
 	PORT=$(free_port)
 	# Both sides open "out" first, so neither open blocks for good;
 	# each in its child (bg's redirections would block this shell).
-	openssl s_server -accept "127.0.0.1:$PORT" -naccept 1 -quiet \
+	openssl s_server -accept "127.0.0.1:$PORT" -naccept "${NACCEPT:-1}" \
+	    -quiet \
 	    "${VERSION:--tls1_2}" "$@" >"$D/out" <"$D/in" 2>"$D/err" &
 	lib_pids="$lib_pids $!"
 	smtp_side "$D" <"$D/out" >"$D/in" &
@@ -133,16 +142,16 @@ check_grep "ECDSA relay: TLS 1.2 with ECDHE-ECDSA" \
 # A relay that imposes its own preference and signs with RSA-PSS in TLS
 # 1.2: mbedTLS 3.6.6 refuses that signature (see sig_algs in tls.c);
 # with a library that has the fix it delivers.  Either way no guessing.
-relay pss-serverpref "${RSA[@]}" -serverpref
+NACCEPT=2 GREET_AFTER='illegal parameter' relay pss-serverpref \
+    "${RSA[@]}" -serverpref
 send pss-serverpref "queue off"
-if [ "$RC" = 0 ]; then
-	delivers "RSA-PSS imposed by the relay (mbedTLS with the fix)"
+if grep -q 'connecting again, offering TLS 1.2 only' "$OUT"; then
+	delivers "RSA-PSS imposed by the relay: a second connection"
+	check_grep "RSA-PSS imposed by the relay: TLS 1.2 at the second" \
+	    '^-- TLS TLSv1.2 TLS-ECDHE-RSA-' "$OUT"
 else
-	check_eq "RSA-PSS imposed by the relay: exit 76" "$RC" 76
-	check_grep "RSA-PSS imposed by the relay: the message says why" \
-	    'most likely signed with RSA-PSS, which mbedTLS .* refuses' "$OUT"
-	check_nogrep "RSA-PSS imposed by the relay: nothing was said" . \
-	    "$D/tr"
+	delivers "RSA-PSS imposed by the relay (mbedTLS with the fix)"
+	skip "RSA-PSS imposed by the relay: this mbedTLS takes PSS in 1.2"
 fi
 
 # PKCS#1 first in the list changes nothing for TLS 1.3, where an RSA key
