@@ -50,6 +50,7 @@
 #define WHERE_MAX	4200		/* "FILE:LINE" */
 #define TIMEOUT_MAX	86400
 #define AGE_MAX		(3650L * 86400)
+#define BYTES_MAX	(1L << 40)	/* max_message_size: 1 TiB */
 
 /* Directives, in the order of SPEC section 3 (and of config_print). */
 enum dir {
@@ -63,7 +64,8 @@ enum dir {
 	D_FROM_FULL_NAME, D_SET_FROM_HEADER, D_SET_DATE_HEADER,
 	D_SET_MSGID_HEADER, D_REMOVE_BCC_HEADERS, D_ALIASES, D_MAILDOMAIN,
 	D_DSN_NOTIFY, D_DSN_RETURN,
-	D_QUEUE, D_QUEUE_DIR, D_QUEUE_MAX_AGE, D_DEAD_LETTER, D_LOGFILE,
+	D_QUEUE, D_QUEUE_DIR, D_QUEUE_MAX_AGE, D_MAX_MESSAGE_SIZE,
+	D_DEAD_LETTER, D_LOGFILE,
 	D_SYSLOG,
 	D_COUNT
 };
@@ -88,6 +90,7 @@ enum vtype {
 	V_DSN_NOTIFY,
 	V_DSN_RETURN,
 	V_DURATION,	/* N[smhd] */
+	V_BYTES,	/* N[kMG], 0 = no limit */
 	V_CACHE,	/* FILE|off */
 	V_LOGFILE,	/* FILE|- */
 	V_SYSLOG
@@ -145,6 +148,7 @@ static const char *const names[D_COUNT + 1] = {
 	[D_QUEUE] = "queue",
 	[D_QUEUE_DIR] = "queue_dir",
 	[D_QUEUE_MAX_AGE] = "queue_max_age",
+	[D_MAX_MESSAGE_SIZE] = "max_message_size",
 	[D_DEAD_LETTER] = "dead_letter",
 	[D_LOGFILE] = "logfile",
 	[D_SYSLOG] = "syslog",
@@ -179,7 +183,8 @@ static const struct directive dirs[D_COUNT] = {
 	    offsetof(struct account, session_cache) },
 	[D_TIMEOUT] = { V_SECONDS, S_NONE, offsetof(struct account, timeout) },
 	[D_DOMAIN] = { V_NAME, 0, offsetof(struct account, domain) },
-	[D_SOURCE_IP] = { V_NAME, 0, offsetof(struct account, source_ip) },
+	[D_SOURCE_IP] = { V_NAME, S_DEST,
+	    offsetof(struct account, source_ip) },
 	[D_AUTH] = { V_AUTH, S_DEST, offsetof(struct account, auth) },
 	[D_USER] = { V_TEXT, S_DEST, offsetof(struct account, user) },
 	[D_PASSWORD] = { V_SECRET, 0, offsetof(struct account, password) },
@@ -211,6 +216,8 @@ static const struct directive dirs[D_COUNT] = {
 	[D_QUEUE_DIR] = { V_FILE, S_DEST, offsetof(struct account, queue_dir) },
 	[D_QUEUE_MAX_AGE] = { V_DURATION, 0,
 	    offsetof(struct account, queue_max_age) },
+	[D_MAX_MESSAGE_SIZE] = { V_BYTES, S_DEST,
+	    offsetof(struct account, max_message_size) },
 	[D_DEAD_LETTER] = { V_FILE, S_DEST,
 	    offsetof(struct account, dead_letter) },
 	[D_LOGFILE] = { V_LOGFILE, S_DEST, offsetof(struct account, logfile) },
@@ -451,9 +458,15 @@ ctx_init(struct ctx *c)
 		c->home = xstrdup(h);
 	else if (pw != NULL && pw->pw_dir != NULL && *pw->pw_dir == '/')
 		c->home = xstrdup(pw->pw_dir);
+	/*
+	 * %U: the login of the uid.  $USER is the caller's to set, so a
+	 * setgid run never takes it: it would choose the sender that
+	 * allow_from_override off is there to fix.
+	 */
 	if (pw != NULL && pw->pw_name != NULL)
 		c->user = xstrdup(pw->pw_name);
-	else if ((h = getenv("USER")) != NULL && *h != '\0')
+	else if (!c->privileged && (h = getenv("USER")) != NULL &&
+	    *h != '\0')
 		c->user = xstrdup(h);
 	/* The name as configured: an FQDN lookup could stall every run. */
 	if (gethostname(c->hostname, sizeof(c->hostname) - 1) == -1 ||
@@ -627,7 +640,12 @@ norm_from(const struct ctx *c, const char *arg, char **out,
 		if (arg[0] == '%' && arg[1] != '\0') {
 			switch (arg[1]) {
 			case 'U':
-				add = c->user != NULL ? c->user : "";
+				if ((add = c->user) == NULL) {
+					*why = "%U needs a login name, and uid "
+					    "has no passwd entry (nor, outside "
+					    "a setgid install, $USER)";
+					return -1;
+				}
 				break;
 			case 'H':
 				add = c->hostname;
@@ -763,6 +781,37 @@ norm_duration(const char *arg, char **out, const char **why)
 	return 0;
 }
 
+/* N[kMG] octets (powers of 1024); 0 is no limit. */
+static int
+norm_bytes(const char *arg, char **out, const char **why)
+{
+	char	 num[24];
+	size_t	 n = strlen(arg);
+	long	 v, unit = 1;
+
+	*why = "use a number of octets with an optional unit k, M or G "
+	    "(for example 100M), or 0 for no limit";
+	if (n == 0 || n >= sizeof(num))
+		return -1;
+	memcpy(num, arg, n + 1);
+	switch (num[n - 1]) {
+	case 'G':
+		unit *= 1024;
+		/* FALLTHROUGH */
+	case 'M':
+		unit *= 1024;
+		/* FALLTHROUGH */
+	case 'k':
+		unit *= 1024;
+		num[n - 1] = '\0';
+		break;
+	}
+	if (norm_number(num, 0, BYTES_MAX / unit, &v) == -1)
+		return -1;
+	*out = long_string(v * unit);
+	return 0;
+}
+
 static int
 norm_syslog(const char *arg, char **out, const char **why)
 {
@@ -862,6 +911,8 @@ value_norm(const struct ctx *c, enum dir d, const char *arg, char **out,
 		return norm_dsn_return(arg, out, why);
 	case V_DURATION:
 		return norm_duration(arg, out, why);
+	case V_BYTES:
+		return norm_bytes(arg, out, why);
 	case V_CACHE:
 		if (strcmp(arg, "off") == 0) {
 			*out = xstrdup(arg);
@@ -1837,6 +1888,7 @@ account_defaults(struct account *a)
 	a->remove_bcc_headers = 1;
 	a->queue = 1;
 	a->queue_max_age = 5 * 86400;
+	a->max_message_size = 100LL * 1024 * 1024;
 }
 
 static enum tri
@@ -1894,6 +1946,9 @@ account_set(struct account *a, enum dir d, const char *v)
 		return;
 	case V_DURATION:
 		a->queue_max_age = atol(v);
+		return;
+	case V_BYTES:
+		*(long long *)(void *)((char *)a + dirs[d].off) = atoll(v);
 		return;
 	case V_FINGERPRINT:
 		fingerprint_set(a, v);
@@ -2203,6 +2258,20 @@ duration_string(long v, char *buf, size_t size)
 }
 
 static const char *
+bytes_string(long long v, char *buf, size_t size)
+{
+	if (v != 0 && v % (1024 * 1024 * 1024) == 0)
+		snprintf(buf, size, "%lldG", v / (1024 * 1024 * 1024));
+	else if (v != 0 && v % (1024 * 1024) == 0)
+		snprintf(buf, size, "%lldM", v / (1024 * 1024));
+	else if (v != 0 && v % 1024 == 0)
+		snprintf(buf, size, "%lldk", v / 1024);
+	else
+		snprintf(buf, size, "%lld", v);
+	return buf;
+}
+
+static const char *
 syslog_string(const struct account *a)
 {
 	size_t	 i;
@@ -2249,6 +2318,10 @@ print_value(FILE *fp, const struct account *a, enum dir d)
 		return;
 	case V_DURATION:
 		fputs(duration_string(a->queue_max_age, buf, sizeof(buf)), fp);
+		return;
+	case V_BYTES:
+		fputs(bytes_string(*(const long long *)field(a, d), buf,
+		    sizeof(buf)), fp);
 		return;
 	case V_SYSLOG:
 		fputs(syslog_string(a), fp);

@@ -136,6 +136,7 @@ struct spool {
 	int		 fd;
 	const char	*dir;
 	off_t		 size;
+	off_t		 max;		/* max_message_size; 0: none */
 	size_t		 len, col;
 	int		 broken;	/* the current line was broken */
 	unsigned	 nbroken;
@@ -516,6 +517,7 @@ message_read(int fd, int spool, const struct cmdline *cl,
 	c.sp = xcalloc(1, sizeof(*c.sp));
 	c.sp->fd = -1;
 	c.sp->dir = "the queue directory";
+	c.sp->max = (off_t)ac->max_message_size;
 	host_names(&c);
 
 	if (dsn_check(&c, err) == -1 ||
@@ -1974,6 +1976,13 @@ sp_flush(struct spool *sp, struct error *err)
 {
 	size_t	 o = 0;
 	ssize_t	 n;
+
+	/* Refused here, before it fills a disk (or the system queue). */
+	if (sp->max > 0 && sp->size + (off_t)sp->len > sp->max)
+		return error_set(err, EX_DATAERR, "the message is larger than "
+		    "max_message_size (%lld octets): not sent and not kept; "
+		    "send it another way, or raise max_message_size",
+		    (long long)sp->max);
 
 	while (o < sp->len) {
 		n = write(sp->fd, sp->buf + o, sp->len - o);

@@ -26,6 +26,7 @@
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 
 #include <dirent.h>
@@ -60,9 +61,15 @@
 #define STATUS_SUFFIX	".status"
 #define COPY_BUF	65536
 #define STALE_STATUS	600		/* a .tmp-ID.status, in seconds */
+#define RESERVE_PART	20		/* 1/20 of the file system kept free */
+#define RESERVE_MAX	(1024LL * 1024 * 1024)	/* ... but at most 1 GiB */
+#define USER_MSGS_MAX	100		/* a user's share of the system queue */
+#define USER_BYTES_MAX	(256LL * 1024 * 1024)
 #define STALE_SPOOL	86400		/* an uncommitted spool file */
 
 static int	 shared_refused(const struct account *, int, struct error *);
+static int	 queue_room(int, const char *, int, off_t, struct error *);
+static int	 user_share(int, off_t, size_t *, long long *);
 static int	 dir_open(const char *, int, int *, int *, struct error *);
 static void	 dir_close(int);
 static void	 mkdir_parents(const char *);
@@ -132,7 +139,8 @@ queue_spool(const struct account *a, int *fd, struct error *e)
 
 	if (dir_open(a->queue_dir, 1, &dfd, &shared, e) != 0)
 		return -1;
-	if (shared_refused(a, shared, e) == -1) {
+	if (shared_refused(a, shared, e) == -1 ||
+	    queue_room(dfd, a->queue_dir, shared, 0, e) == -1) {
 		dir_close(dfd);
 		return -1;
 	}
@@ -160,6 +168,76 @@ shared_refused(const struct account *a, int shared, struct error *e)
 	return error_set(e, EX_CONFIG, "the system queue %s takes only mail "
 	    "of the system file's accounts, not of account %s: set "
 	    "queue_dir to a directory of your own", a->queue_dir, a->name);
+}
+
+/*
+ * Room for a message of SIZE octets: its file system keeps a reserve
+ * (the rest of the machine needs it too, and a full disk is how queues
+ * lose mail), and in the shared queue of a setgid install each user has
+ * a share, so that one user's mail cannot crowd out everyone's.
+ */
+static int
+queue_room(int dfd, const char *dir, int shared, off_t size,
+    struct error *e)
+{
+	struct statvfs	 vfs;
+	long long	 avail, reserve, bytes;
+	size_t		 n;
+
+	if (fstatvfs(dfd, &vfs) == 0 && vfs.f_frsize > 0) {
+		avail = (long long)vfs.f_bavail * (long long)vfs.f_frsize;
+		reserve = (long long)vfs.f_blocks * (long long)vfs.f_frsize /
+		    RESERVE_PART;
+		if (reserve > RESERVE_MAX)
+			reserve = RESERVE_MAX;
+		if (avail - (long long)size < reserve)
+			return error_set(e, EX_IOERR, "the file system of "
+			    "queue directory %s is nearly full (%lld kB free, "
+			    "%lld kB are kept free): free space there",
+			    dir, avail / 1024, reserve / 1024);
+	}
+	if (!shared || !priv_restricted())
+		return 0;
+	if (user_share(dfd, size, &n, &bytes) == -1)
+		return error_set(e, EX_IOERR, "cannot read the system queue "
+		    "%s: %s", dir, strerror(errno));
+	if (n >= USER_MSGS_MAX || bytes > USER_BYTES_MAX)
+		return error_set(e, EX_IOERR, "your share of the system queue "
+		    "%s is full (%zu messages, %lld kB; a user may keep %d "
+		    "messages and %lld MB there): let them be sent first "
+		    "(sendmail -q)", dir, n, bytes / 1024, USER_MSGS_MAX,
+		    USER_BYTES_MAX / (1024 * 1024));
+	return 0;
+}
+
+/* The caller's entries in the directory, and their octets plus SIZE. */
+static int
+user_share(int dfd, off_t size, size_t *n, long long *bytes)
+{
+	struct dirent	*de;
+	struct stat	 st;
+	DIR		*d;
+	int		 fd;
+
+	*n = 0;
+	*bytes = (long long)size;
+	if ((fd = dup(dfd)) == -1)
+		return -1;
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		return -1;
+	}
+	rewinddir(d);
+	while ((de = readdir(d)) != NULL) {
+		if (!id_valid(de->d_name) ||
+		    fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+		    st.st_uid != getuid())
+			continue;
+		(*n)++;
+		*bytes += (long long)st.st_size;
+	}
+	closedir(d);
+	return 0;
 }
 
 /*
@@ -361,7 +439,8 @@ queue_commit(const struct account *a, struct message *m, struct qentry *q,
 		    "the account name is empty or has control characters");
 	if (dir_open(a->queue_dir, 1, &dfd, &shared, e) != 0)
 		return -1;
-	if (shared_refused(a, shared, e) == -1)
+	if (shared_refused(a, shared, e) == -1 ||
+	    queue_room(dfd, a->queue_dir, shared, m->size, e) == -1)
 		goto fail;
 	clock_gettime(CLOCK_REALTIME, &now);
 	if (spool_linkable(dfd, m->fd) == -1) {

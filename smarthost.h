@@ -169,6 +169,7 @@ struct account {
 	int	 queue;
 	char	*queue_dir;
 	long	 queue_max_age;	/* seconds */
+	long long max_message_size;	/* octets, 0 = no limit */
 	char	*dead_letter;
 	char	*logfile;	/* NULL, a file, or "-" */
 	int	 syslog;	/* 0 = off, else a facility | 1 */

@@ -540,3 +540,57 @@ check_grep "no AUTH after TLS: says so" 'AUTH' "$ERR"
 check_nogrep "no AUTH after TLS: no AUTH, MAIL or RCPT at all" \
     '^C [0-9]* \(AUTH\|MAIL\|RCPT\|DATA\|BDAT\)' "$TR"
 nothing_in_clear "no AUTH after TLS"
+
+# ---------------------------------------------------------------------
+# 5. What a hostile relay says and asks for (issue 14).
+
+# A SCRAM iteration count of 2^32-1 would burn CPU for hours in GNU
+# SASL 2.2: refused before any hashing, with the limit named.
+srv scramiter "${TLSOPT[@]}" -T -n 1 -e "AUTH SCRAM-SHA-256,PIPELINING" \
+    -i 4294967295
+conf scramiter "tls_starttls off"
+t0=$(date +%s)
+run scramiter bob@example.org
+srv_wait
+check_eq "SCRAM i=2^32-1: exit 76" "$RC" 76
+check_grep "SCRAM i=2^32-1: the limit is named" \
+    'more than 100000 SCRAM-SHA-256 iterations' "$ERR"
+check "SCRAM i=2^32-1: refused at once" test $(($(date +%s) - t0)) -lt 5
+check_nogrep "SCRAM i=2^32-1: no MAIL" '^C [0-9]* MAIL' "$TR"
+# 100000 is within the limit: hashed, and (the keys are made up) refused
+# by the relay, as any wrong proof is.
+srv scramok "${TLSOPT[@]}" -T -n 1 -e "AUTH SCRAM-SHA-256,PIPELINING" \
+    -i 100000
+conf scramok "tls_starttls off"
+run scramok bob@example.org
+srv_wait
+check_eq "SCRAM i=100000: taken, the proof refused: exit 77" "$RC" 77
+check_nogrep "SCRAM i=100000: no iteration complaint" 'iterations' "$ERR"
+
+# Terminal escapes in what the relay chooses (AUTH keywords, certificate
+# names) never reach the terminal raw.
+ESC=$(printf '\033') BEL=$(printf '\007')
+srv escauth "${TLSOPT[@]}" -T -n 2 \
+    -e "AUTH X-EVIL${ESC}]0;PWNED${BEL}${ESC}[2J,PIPELINING"
+conf escauth "tls_starttls off"
+run escauth bob@example.org
+"$SMARTHOST" -C "$CONF" --serverinfo >"$T/escauth.info" 2>&1
+srv_wait
+check_eq "escapes in AUTH keywords: no mechanism in common, exit 69" \
+    "$RC" 69
+check_grep "escapes in AUTH keywords: shown, made harmless" \
+    'it offers X-EVIL?\]0;PWNED??\[2J' "$ERR"
+check "escapes in AUTH keywords: no ESC or BEL on stderr" \
+    test "$(tr -dc '\033\007' <"$ERR" | wc -c)" -eq 0
+check "escapes in AUTH keywords: none in --serverinfo either" \
+    test "$(tr -dc '\033\007' <"$T/escauth.info" | wc -c)" -eq 0
+srv escname -T -n 1 -c "$CERTS/escname.pem" -k "$CERTS/escname.key" \
+    -e "AUTH PLAIN,PIPELINING"
+conf escname "tls_starttls off"
+run escname bob@example.org
+srv_wait
+check_eq "escapes in the certificate's name: exit 78" "$RC" 78
+check_grep "escapes in the certificate's name: shown, made harmless" \
+    'is for evil?\]0;PWNED?\.example, not for 127.0.0.1' "$ERR"
+check "escapes in the certificate's name: no ESC or BEL on stderr" \
+    test "$(tr -dc '\033\007' <"$ERR" | wc -c)" -eq 0

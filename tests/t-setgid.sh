@@ -461,3 +461,86 @@ check_eq "make install-setgid: an entry queued before, now root:mail 0640" \
 check_eq "make install-setgid: system file root:mail 0640" \
     "$(stat -c '%U:%G %a' "$D/sgid/etc/smarthost.conf" 2>/dev/null)" \
     "root:mail 640"
+
+# 10. What a user can do to others through the system queue (issue 14).
+rm -f "$R/spool"/2*
+sysconf "$(free_port)"
+mail_to alice hers -a later
+check_eq "her message waits in the system queue" "$(entries)" 1
+hers=$(ls "$R/spool" | grep -v '\.status$')
+# 10a. Bob's runs never lock her entry: a run of his, stopped while it
+# held the lock, would stall hers and root's for as long as he liked.
+mail_to bob his -a later
+strace -f -qq -e trace=openat,flock,close -o "$T/bobq.strace" \
+    setpriv --reuid="$BU" --regid="$BU" --clear-groups \
+    env -i PATH=/usr/bin:/bin HOME="$R/bob" "$BD/smarthost" -q \
+    >/dev/null 2>&1
+# Between the open of her entry and its close: no flock on it.
+held=$(awk -v id="$hers" '
+    index($0, "openat(") && index($0, "\"" id "\"") && $NF ~ /^[0-9]+$/ {
+	fd = $NF; open = 1; seen = 1; next }
+    open && $0 ~ "flock\\(" fd "," { locked = 1 }
+    open && $0 ~ "close\\(" fd "\\)" { open = 0 }
+    END { print seen ? (locked ? "locked" : "not locked") : "not opened" }' \
+    "$T/bobq.strace")
+check_eq "bob's -q looked at her entry and never locked it" "$held" \
+    "not locked"
+check_grep "bob's -q did lock his own" 'flock([0-9]*, LOCK_EX' \
+    "$T/bobq.strace"
+# 10b. Another user's corrupt entry: bob's mailq does not read out why.
+printf 'garbage\n' >"$R/spool/20261201T000000-0000000000aa"
+chown "$AU:$GID" "$R/spool/20261201T000000-0000000000aa"
+chmod 0640 "$R/spool/20261201T000000-0000000000aa"
+as bob "$BD/smarthost" -bp >"$T/bobcorrupt.out" 2>&1
+check_nogrep "bob's mailq: not her corrupt entry's reason" \
+    'corrupt' "$T/bobcorrupt.out"
+as alice "$BD/smarthost" -bp >"$T/alicecorrupt.out" 2>&1
+check_grep "her mailq: her own corrupt entry, with the reason" \
+    '20261201T000000-0000000000aa.*corrupt' "$T/alicecorrupt.out"
+rm -f "$R/spool"/2*
+# 10c. Limits: source_ip and max_message_size are the system's; a message
+# over max_message_size is refused here; a user's share of the queue is
+# bounded.
+as alice env SMARTHOST_SOURCE_IP=::1 "$BD/smarthost" -a later \
+    carol@example.org </dev/null >"$T/srcip.out" 2>&1
+check_eq "SMARTHOST_SOURCE_IP for a user: refused (78)" "$?" 78
+check_grep "SMARTHOST_SOURCE_IP: says only root may" 'only root may' \
+    "$T/srcip.out"
+as alice "$BD/smarthost" --max-message-size=0 -a later carol@example.org \
+    </dev/null >"$T/maxsize.out" 2>&1
+check_eq "--max-message-size for a user: refused (64)" "$?" 64
+{ printf 'Subject: big\n\n'; head -c 300000 /dev/zero | tr '\0' x |
+    fold -w 70; } >"$T/big.msg"
+sed -i '/^timeout 2$/a max_message_size 200k' "$R/etc/smarthost.conf"
+as alice "$BD/smarthost" -a later carol@example.org <"$T/big.msg" \
+    >"$T/big.out" 2>&1
+check_eq "over max_message_size: refused here (65)" "$?" 65
+check_grep "over max_message_size: says so" 'larger than max_message_size' \
+    "$T/big.out"
+check_eq "over max_message_size: nothing kept in the system queue" \
+    "$(entries)" 0
+for i in $(seq 100); do
+	printf 'Subject: share %s\n\nx\n' "$i" |
+	    as alice "$BD/smarthost" -a later carol@example.org 2>/dev/null
+done
+check_eq "her share: 100 messages kept" "$(entries)" 100
+mail_to alice onetoomany -a later
+check_grep "her 101st: her share of the system queue is full" \
+    'your share of the system queue .* is full' "$T/onetoomany.err"
+check_eq "her 101st: not kept there" "$(entries)" 100
+check_grep "her 101st: in her dead.letter instead" '^Subject: onetoomany' \
+    "$R/alice/dead.letter"
+check "her 101st: she still owns it (non-zero)" test "$RC" -ne 0
+mail_to bob bobs -a later
+check_eq "bob's share is his own: his message is kept" "$(entries)" 101
+rm -f "$R/spool"/2*
+# 10d. %U is the uid's login; $USER is the caller's to set: a setgid run
+# never takes it (alice has no passwd entry, so %U cannot be had).
+printf 'account user\nhost 127.0.0.1\nport 1\nfrom %%U@example.org\n%s\n' \
+    "allow_from_override off" >>"$R/etc/smarthost.conf"
+as alice env USER=ceo "$BD/smarthost" -a user --pretend x@example.org \
+    </dev/null >"$T/pctu.out" 2>&1
+check "%U with \$USER=ceo and no passwd entry: refused" test "$?" -ne 0
+check_nogrep "%U: never ceo@example.org" 'ceo@example.org' "$T/pctu.out"
+check_grep "%U: says it needs a login name" 'needs a login name' \
+    "$T/pctu.out"

@@ -77,6 +77,22 @@ printf 'postmaster: root\nroot: bob@example.org, carol@example.org\n' \
     >"$T/aliases"
 conf pretend "aliases $T/aliases" "maildomain example.org"
 vg "--pretend with aliases" 0 --pretend postmaster
+# A message --pretend cannot take (no recipients): its error is all set,
+# nothing of it read uninitialized ("the relay said: <garbage>").
+vg "--pretend, no recipients" 64 --pretend
+check_nogrep "--pretend, no recipients: no relay reply invented" \
+    'the relay said' "$T/--pretend, no recipients.err"
+# A partial delivery and a recipient limit, through the per-recipient
+# states, the status file and mailq.
+printf 'rcpt#2 reply 450 4.2.0 busy\n' >"$T/r450.script"
+srv partial "${TLSOPT[@]}" -T -n 1 -e "$CAPS" -L 1 -s "$T/r450.script"
+conf partial "tls_starttls off" "tls_session_cache off"
+vg "452 limit and a 450: partial, kept" 0 a@example.org b@example.org \
+    c@example.org
+vg "mailq with recipient states" 0 -bp
+wait "$SRV" 2>/dev/null
+PORT=$(free_port)
+conf nobody "tls_starttls off" "tls_session_cache off"
 vg "bad option" 64 --no-such-option
 vg "--serverinfo, nobody listening" 75 --serverinfo
 

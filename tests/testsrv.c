@@ -66,6 +66,9 @@
 #define MAXSCRIPTLINE	8192
 #define FILLERLEN	78		/* octets of one filler reply line */
 #define HOSTNAME	"testsrv"
+#define SCRAM_FAKE_KEY1	"00112233445566778899aabbccddeeff00112233"
+#define SCRAM_FAKE_KEY256 "00112233445566778899aabbccddeeff" \
+			"00112233445566778899aabbccddeeff"
 
 enum step {
 	ST_CONNECT, ST_GREETING, ST_EHLO, ST_HELO, ST_STARTTLS, ST_TLS,
@@ -160,6 +163,7 @@ struct config {
 	long		 maxsecs;
 	int		 timeout_ms;
 	size_t		 rcptmax;	/* -L: per transaction, 0: MAXRCPT */
+	const char	*scramiter;	/* -i: SCRAM iteration count sent */
 };
 
 struct tls {
@@ -270,7 +274,7 @@ usage(void)
 	    "\t[-A cafile] [-m 1.2|1.3] [-M 1.2|1.3] [-e caps] [-E caps]\n"
 	    "\t[-u user:pass]... [-s script] [-t transcript] [-d dir]\n"
 	    "\t[-n count] [-x seconds] [-r seconds] [-g greeting]"
-	    " [-L rcpts]\n", stderr);
+	    " [-L rcpts]\n\t[-i scram-iterations]\n", stderr);
 	exit(2);
 }
 
@@ -1653,6 +1657,22 @@ sasl_cb(Gsasl *ctx, Gsasl_session *s, Gsasl_property prop)
 		return c->peerok ? GSASL_OK : GSASL_AUTHENTICATION_ERROR;
 	case GSASL_VALIDATE_ANONYMOUS:
 		return GSASL_OK;
+	case GSASL_SCRAM_ITER:
+		if (c->cf->scramiter == NULL)
+			return GSASL_NO_CALLBACK;
+		return gsasl_property_set(s, prop, c->cf->scramiter);
+	case GSASL_SCRAM_STOREDKEY:
+	case GSASL_SCRAM_SERVERKEY:
+		/*
+		 * With -i the keys are made up: the server then never hashes
+		 * the password over that many rounds itself, and no client
+		 * that checks the count gets as far as proving anything.
+		 */
+		if (c->cf->scramiter == NULL)
+			return GSASL_NO_CALLBACK;
+		return gsasl_property_set(s, prop, strstr(gsasl_mechanism_name(
+		    s), "SHA-256") != NULL ? SCRAM_FAKE_KEY256 :
+		    SCRAM_FAKE_KEY1);
 	default:
 		return GSASL_NO_CALLBACK;
 	}
@@ -2686,7 +2706,7 @@ parse_args(struct config *cf, int argc, char **argv)
 	cf->timeout_ms = 30000;
 	set_greeting(cf, "220 " HOSTNAME " ESMTP ready");
 	while ((ch = getopt(argc, argv,
-	    "A:c:d:E:e:g:k:L:l:M:m:n:p:r:s:Tt:u:w:x:")) != -1) {
+	    "A:c:d:E:e:g:i:k:L:l:M:m:n:p:r:s:Tt:u:w:x:")) != -1) {
 		switch (ch) {
 		case 'A': cf->cafile = optarg; break;
 		case 'c': cf->cert = optarg; break;
@@ -2694,6 +2714,7 @@ parse_args(struct config *cf, int argc, char **argv)
 		case 'E': E = optarg; break;
 		case 'e': e = optarg; break;
 		case 'g': set_greeting(cf, optarg); break;
+		case 'i': cf->scramiter = optarg; break;
 		case 'k': cf->key = optarg; break;
 		case 'L': cf->rcptmax = (size_t)num_opt(ch, optarg, MAXRCPT);
 		    break;

@@ -388,7 +388,24 @@ test_values(void)
 	    "45s");
 	CHECK_INT(a.queue_max_age, 45, "duration: 45s");
 	CHECK_INT(a.syslog_facility, LOG_MAIL, "syslog: empty = LOG_MAIL");
+	CHECK(a.max_message_size == 100LL * 1024 * 1024,
+	    "max_message_size: 100M by default");
 	account_free(&a);
+	CHECK_INT(load1("host h\nmax_message_size 2G\n", &a, &e), 0, "2G");
+	CHECK(a.max_message_size == 2LL * 1024 * 1024 * 1024,
+	    "max_message_size: 2G");
+	account_free(&a);
+	CHECK_INT(load1("host h\nmax_message_size 0\n", &a, &e), 0, "0");
+	CHECK(a.max_message_size == 0, "max_message_size: 0 is no limit");
+	account_free(&a);
+	CHECK_INT(load1("host h\nmax_message_size 512k\n", &a, &e), 0,
+	    "512k");
+	CHECK(a.max_message_size == 512 * 1024, "max_message_size: 512k");
+	account_free(&a);
+	expect_error("host h\nmax_message_size 12x\n", 78, "@F:2: invalid "
+	    "value '12x' for max_message_size: use a number of octets with "
+	    "an optional unit k, M or G (for example 100M), or 0 for no "
+	    "limit", "max_message_size: a bad unit");
 }
 
 static void
@@ -1330,6 +1347,7 @@ test_print(void)
 	    "queue on\n"
 	    "queue_dir /q\n"
 	    "queue_max_age 5d\n"
+	    "max_message_size 100M\n"
 	    "dead_letter @H/dead.letter\n"
 	    "logfile /var/log/smarthost.log\n"
 	    "syslog off\n"), "config_print: every directive in table order");
@@ -1346,7 +1364,7 @@ test_directives(void)
 
 	for (n = 0; d[n] != NULL; n++)
 		;
-	CHECK_INT(n, 40, "config_directives: 40 names");
+	CHECK_INT(n, 41, "config_directives: 41 names");
 	CHECK_STR(d[0], "host", "config_directives: table order");
 	CHECK_STR(d[n - 1], "syslog", "config_directives: last");
 	CHECK_INT(config_is_directive("tls_starttls"), 1,

@@ -136,6 +136,19 @@ entry_by_hand(const char *dir, const char *id, const char *data,
 	free(buf);
 }
 
+/* Set a file's modification time SECS seconds back. */
+static void
+age_file(const char *path, time_t secs)
+{
+	struct timespec	 ts[2];
+
+	clock_gettime(CLOCK_REALTIME, &ts[0]);
+	ts[0].tv_sec -= secs;
+	ts[1] = ts[0];
+	if (utimensat(AT_FDCWD, path, ts, 0) == -1)
+		printf("# utimensat %s: %s\n", path, strerror(errno));
+}
+
 static const char *
 fmt(const char *f, ...)
 {
@@ -434,6 +447,17 @@ test_scan(void)
 	entry_by_hand(a.queue_dir, "20261127T231500-000000000001", "x", lines);
 	spit(fmt("%s/README", a.queue_dir), "hi\n", 3, 0600);
 	spit(fmt("%s/.tmp-abc", a.queue_dir), "hi\n", 3, 0600);
+	/* What killed runs left: a status written aside, a spool file. */
+	spit(fmt("%s/.tmp-20261127T231500-000000000001.status", a.queue_dir),
+	    "x", 1, 0600);
+	age_file(fmt("%s/.tmp-20261127T231500-000000000001.status",
+	    a.queue_dir), 601);
+	spit(fmt("%s/.tmp-20261127T231500-000000000003.status", a.queue_dir),
+	    "x", 1, 0600);
+	age_file(fmt("%s/.tmp-20261127T231500-000000000003.status",
+	    a.queue_dir), 30);
+	spit(fmt("%s/.tmp-new-0badcafe", a.queue_dir), "x", 1, 0600);
+	age_file(fmt("%s/.tmp-new-0badcafe", a.queue_dir), 86401);
 	spit(fmt("%s/2026bad", a.queue_dir), "hi\n", 3, 0600);
 	spit(fmt("%s/20261127T231500-000000000001.status", a.queue_dir),
 	    "attempts 1\nfirst 1\nlast 1\nerror x\n", 34, 0600);
@@ -451,6 +475,12 @@ test_scan(void)
 	CHECK(exists(fmt("%s/README", a.queue_dir)), "scan: foreign kept");
 	CHECK(exists(fmt("%s/2026bad", a.queue_dir)), "scan: bad id kept");
 	CHECK(exists(fmt("%s/.tmp-abc", a.queue_dir)), "scan: temp kept");
+	CHECK(!exists(fmt("%s/.tmp-20261127T231500-000000000001.status",
+	    a.queue_dir)), "scan: a status left aside 10 minutes ago goes");
+	CHECK(exists(fmt("%s/.tmp-20261127T231500-000000000003.status",
+	    a.queue_dir)), "scan: one being written now stays");
+	CHECK(!exists(fmt("%s/.tmp-new-0badcafe", a.queue_dir)),
+	    "scan: a spool file never committed goes after a day");
 	CHECK(exists(fmt("%s/20261127T231500-000000000001.status",
 	    a.queue_dir)), "scan: status kept");
 	CHECK(!exists(fmt("%s/20261127T231500-0000000000ff.status",
@@ -728,6 +758,9 @@ test_commit_paths(void)
 	CHECK_INT(queue_commit(&a, &m, &q, &e), 0, "paths: other fs");
 	CHECK(fstat(m.fd, &st) == 0 && st.st_nlink == 1 &&
 	    stat(q.path, &st) == 0, "paths: other fs queued");
+	CHECK((fcntl(m.fd, F_GETFD) & FD_CLOEXEC) != 0,
+	    "paths: the copy keeps close-on-exec (no passwordeval child "
+	    "inherits the queue file)");
 	close(m.fd);
 	qentry_free(&q);
 
