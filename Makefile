@@ -25,8 +25,9 @@ PKGLIBS	:= $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 ALLCFLAGS = -std=c11 $(WARN) $(DEFS) $(HARDEN) $(PKGCFLAGS) $(CFLAGS)
 ALLLDFLAGS = -pie -Wl,-z,relro,-z,now $(LDFLAGS)
 
-SRCS	 = sendmail.c config.c secret.c message.c deliver.c net.c tls.c \
-	   auth.c smtp.c log.c queue.c bsmtp.c providers.c setup.c priv.c
+SRCS	 = sendmail.c config.c secret.c message.c deliver.c notice.c net.c \
+	   tls.c auth.c smtp.c log.c queue.c bsmtp.c providers.c setup.c \
+	   priv.c
 LIBSRCS	 = $(filter-out sendmail.c,$(SRCS))
 UNITS	 = $(patsubst tests/%.c,%,$(wildcard tests/unit_*.c))
 

@@ -63,7 +63,7 @@ enum dir {
 	D_FROM, D_ALLOW_FROM_OVERRIDE, D_REWRITE_LOCAL_SENDERS,
 	D_FROM_FULL_NAME, D_SET_FROM_HEADER, D_SET_DATE_HEADER,
 	D_SET_MSGID_HEADER, D_REMOVE_BCC_HEADERS, D_ALIASES, D_MAILDOMAIN,
-	D_DSN_NOTIFY, D_DSN_RETURN,
+	D_LOCAL_RECIPIENT, D_NOTIFY, D_NOTIFY_TO, D_DSN_NOTIFY, D_DSN_RETURN,
 	D_QUEUE, D_QUEUE_DIR, D_QUEUE_MAX_AGE, D_MAX_MESSAGE_SIZE,
 	D_DEAD_LETTER, D_LOGFILE,
 	D_SYSLOG,
@@ -143,6 +143,9 @@ static const char *const names[D_COUNT + 1] = {
 	[D_REMOVE_BCC_HEADERS] = "remove_bcc_headers",
 	[D_ALIASES] = "aliases",
 	[D_MAILDOMAIN] = "maildomain",
+	[D_LOCAL_RECIPIENT] = "local_recipient",
+	[D_NOTIFY] = "notify",
+	[D_NOTIFY_TO] = "notify_to",
 	[D_DSN_NOTIFY] = "dsn_notify",
 	[D_DSN_RETURN] = "dsn_return",
 	[D_QUEUE] = "queue",
@@ -208,6 +211,10 @@ static const struct directive dirs[D_COUNT] = {
 	[D_ALIASES] = { V_FILE, S_DEST, offsetof(struct account, aliases) },
 	[D_MAILDOMAIN] = { V_NAME, S_SENDER,
 	    offsetof(struct account, maildomain) },
+	[D_LOCAL_RECIPIENT] = { V_FROM, 0,
+	    offsetof(struct account, local_recipient) },
+	[D_NOTIFY] = { V_BOOL, 0, offsetof(struct account, notify) },
+	[D_NOTIFY_TO] = { V_FROM, 0, offsetof(struct account, notify_to) },
 	[D_DSN_NOTIFY] = { V_DSN_NOTIFY, 0,
 	    offsetof(struct account, dsn_notify) },
 	[D_DSN_RETURN] = { V_DSN_RETURN, 0,
@@ -261,6 +268,7 @@ struct ctx {
 	int	 privileged;	/* setuid or setgid: no test hooks */
 	int	 restricted;	/* privileged, and the caller is not root */
 	int	 in_system;	/* parsing the system file */
+	int	 quiet;		/* its warnings were given once already */
 };
 
 /*
@@ -1185,8 +1193,10 @@ unknown_directive(struct parser *p, const char *word, struct error *err)
 
 	for (i = 0; unsupported[i] != NULL; i++) {
 		if (strcmp(word, unsupported[i]) == 0) {
-			log_warn("%s: directive '%s' is not supported by "
-			    "smarthost and is ignored", p->where, word);
+			if (!p->ctx->quiet)
+				log_warn("%s: directive '%s' is not supported "
+				    "by smarthost and is ignored", p->where,
+				    word);
 			return 0;
 		}
 	}
@@ -1364,8 +1374,9 @@ conf_file(const struct ctx *c, const char *path, int kind,
 		if (errno == ENOENT)
 			return 1;
 		if (kind == CF_SYSTEM && errno == EACCES) {
-			log_warn("cannot read %s: %s; ignoring it", path,
-			    strerror(errno));
+			if (!c->quiet)
+				log_warn("cannot read %s: %s; ignoring it",
+				    path, strerror(errno));
 			return 1;
 		}
 		return error_set(err, EX_CONFIG, "cannot open %s: %s", path,
@@ -1889,6 +1900,7 @@ account_defaults(struct account *a)
 	a->queue = 1;
 	a->queue_max_age = 5 * 86400;
 	a->max_message_size = 100LL * 1024 * 1024;
+	a->notify = 1;
 }
 
 static enum tri
@@ -2185,6 +2197,7 @@ config_account_names(const struct cmdline *cl, char ***out, size_t *n,
 	*n = 0;
 	memset(&f, 0, sizeof(f));
 	ctx_init(&c);
+	c.quiet = 1;	/* each account's config_account warns */
 	if ((rc = conf_load(&c, cl, &all, &f, err)) == 0) {
 		*out = xcalloc(all.n + 1, sizeof(**out));
 		for (i = 0; i < all.n; i++)

@@ -16,6 +16,7 @@
  */
 #include <sys/types.h>
 
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,7 @@ struct job {
 	struct qentry	 q;
 	int		 queued;	/* q is its entry in the queue */
 	int		 own;		/* the caller's message */
+	int		 expired;	/* past queue_max_age */
 };
 
 /* A run: one account, its credentials and session, what it sends. */
@@ -78,10 +80,13 @@ static int	 settle_refusals(struct run *, struct job *,
 static int	 settle_rest(struct run *, struct job *, const struct error *,
 		    size_t);
 static void	 say_kept(struct run *, struct job *, const struct error *);
+static void	 notify(struct run *, struct job *);
 static char	*rcpt_list(const struct message *, int);
 static void	 run_session(struct run *);
 static void	 run_count(struct run *, struct job *);
 static void	 show_progress(void *, off_t, off_t);
+static void	 keep_rescued(const char *, struct message *,
+		    const struct error *);
 
 /*
  * The caller's message: read from IN into the queue, then sent, with
@@ -110,6 +115,9 @@ deliver_message(const struct cmdline *cl, struct account *a, int in)
 		if (spool != -1)
 			close(spool);
 		print_error(&e);
+		if (j->m.rescued)
+			keep_rescued(a->dead_letter, &j->m, &e);
+		message_free(&j->m);
 		free(j);
 		return e.code;
 	}
@@ -144,6 +152,63 @@ deliver_message(const struct cmdline *cl, struct account *a, int in)
 }
 
 /*
+ * A message read in spite of a configuration error goes to dead.letter
+ * as it came: the caller hears non-zero, and nothing is lost (a cron
+ * job's output with a broken configuration, say).
+ */
+static void
+keep_rescued(const char *path, struct message *m, const struct error *why)
+{
+	struct account	 a;
+	struct error	 e;
+
+	memset(&a, 0, sizeof(a));
+	memset(&e, 0, sizeof(e));
+	a.dead_letter = (char *)path;
+	if (m->sender == NULL)
+		m->sender = xstrdup("");
+	if (queue_dead_letter(&a, m, why, NULL, &e) == -1)
+		log_notice("%s", e.msg);
+	else
+		log_notice("the message was appended to %s", path);
+}
+
+/*
+ * The configuration cannot even be read: the message on standard input
+ * is kept all the same, in the caller's ~/dead.letter.
+ */
+int
+deliver_rescue(const struct cmdline *cl, const struct error *why)
+{
+	struct account	 a;
+	struct message	 m;
+	struct error	 e;
+	struct passwd	*pw;
+	const char	*home = getenv("HOME");
+	char		*path;
+
+	if (home == NULL || *home != '/')
+		home = (pw = getpwuid(getuid())) != NULL ? pw->pw_dir : NULL;
+	if (home == NULL || *home != '/') {
+		log_notice("the message could not be kept: no home directory "
+		    "for a dead.letter");
+		return why->code;
+	}
+	path = concat3(home, "/dead.letter", "");
+	memset(&a, 0, sizeof(a));
+	memset(&e, 0, sizeof(e));
+	/* No account: whatever it can read of the envelope, and the rest. */
+	if (message_read(STDIN_FILENO, -1, cl, &a, &m, &e) == 0 ||
+	    m.rescued)
+		keep_rescued(path, &m, why);
+	else
+		log_notice("the message could not be kept: %s", e.msg);
+	message_free(&m);
+	free(path);
+	return why->code;
+}
+
+/*
  * Connect, authenticate, send what the feed gives; after a break, again,
  * a bounded number of times.  Whatever could not be sent is settled as
  * kept (or dead.letter) with the reason.
@@ -158,7 +223,8 @@ run_session(struct run *r)
 
 	memset(&e, 0, sizeof(e));
 	/* A queue run with nothing due makes no connection. */
-	if (r->own == NULL && (r->ahead = queue_next(r)) == NULL)
+	if (r->own == NULL && (r->ahead = queue_next(r)) == NULL &&
+	    r->nretry == 0)
 		return;
 	progress = r->own != NULL && r->own->m.size >= PROGRESS_MIN &&
 	    r->tty;
@@ -345,6 +411,7 @@ job_eligible(struct run *r, struct job *j)
 		}
 		if (!own)
 			j->q.owner = getuid();	/* root's now */
+		j->expired = 1;
 		(void)settle(r, j, &e);
 		return -1;
 	}
@@ -482,6 +549,7 @@ settle_refusals(struct run *r, struct job *j, const struct error *cause,
 		return j->queued && r->a->queue ? EX_OK : EX_IOERR;
 	}
 	free(list);
+	notify(r, j);
 	for (i = 0; i < m->nrcpts; i++)
 		m->rcpts[i].unreported = 0;
 	if (!r->quiet || j->own)
@@ -491,6 +559,35 @@ settle_refusals(struct run *r, struct job *j, const struct error *cause,
 	if (rcpt_count(m, RCPT_SENT) > 0 || rcpt_count(m, RCPT_DEFERRED) > 0)
 		return EX_OK;
 	return why.code != 0 ? why.code : EX_DATAERR;
+}
+
+/*
+ * A failure notice about J's refusals (notice.c), queued; it goes next
+ * over this session, or with a later run.
+ */
+static void
+notify(struct run *r, struct job *j)
+{
+	struct job	*n;
+	struct error	 e;
+	int		 rc;
+
+	memset(&e, 0, sizeof(e));
+	n = xcalloc(1, sizeof(*n));
+	n->q.fd = -1;
+	if ((rc = notice_queue(r->a, &j->m, j->expired, &n->m, &n->q,
+	    &e)) != 0) {
+		if (rc == -1)
+			log_notice("no failure notice: %s", e.msg);
+		free(n);
+		return;
+	}
+	n->queued = 1;
+	n->mail.m = &n->m;
+	n->mail.owner = n;
+	trace("-- failure notice queued as %s", n->q.id);
+	r->retry = xreallocarray(r->retry, r->nretry + 1, sizeof(*r->retry));
+	r->retry[r->nretry++] = n;
 }
 
 /*

@@ -19,7 +19,7 @@
 #include "smarthost.h"
 
 int		 trace_level;
-static const char *progname = "smarthost";
+static const char *progname = "smarthost";	/* set once, at start */
 
 void
 log_init(const char *name)
@@ -90,14 +90,31 @@ vlog(const char *prefix, const char *fmt, va_list ap)
 	fprintf(stderr, "%s: %s%s\n", progname, prefix, buf);
 }
 
+/*
+ * A warning is said once per run: the configuration is read once per
+ * account a queue run looks at, and its warnings would repeat.
+ */
 void
 log_warn(const char *fmt, ...)
 {
-	va_list	 ap;
+	static unsigned long	 said[32];
+	static size_t		 nsaid;
+	char			 buf[2048];
+	unsigned long		 h = 5381;
+	size_t			 i;
+	va_list			 ap;
 
 	va_start(ap, fmt);
-	vlog("warning: ", fmt, ap);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	for (i = 0; buf[i] != '\0'; i++)
+		h = h * 33 + (unsigned char)buf[i];
+	for (i = 0; i < nsaid; i++)
+		if (said[i] == h)
+			return;
+	if (nsaid < sizeof(said) / sizeof(said[0]))
+		said[nsaid++] = h;
+	log_notice("warning: %s", buf);
 }
 
 void

@@ -137,6 +137,9 @@ struct spool {
 	const char	*dir;
 	off_t		 size;
 	off_t		 max;		/* max_message_size; 0: none */
+	int		 queue;		/* fd is the queue's spool */
+	int		 moved;		/* ... which was full: now TMPDIR's */
+	int		 queue_fd;	/* ... and the queue's, to close */
 	size_t		 len, col;
 	int		 broken;	/* the current line was broken */
 	unsigned	 nbroken;
@@ -238,7 +241,16 @@ static int		 from_value(struct ctx *, const char *, char *,
 static void		 name_encode(const char *, char *, size_t);
 static void		 b64_word(const unsigned char *, size_t, char *,
 			    size_t);
-static int		 from_replace(struct ctx *, int, const char *);
+static int		 field_local_replace(struct ctx *, int, const char *);
+static void		 rescue(struct ctx *, int);
+static const char	*local_target(const struct ctx *);
+static int		 sender_target(const struct ctx *, const char *, char *,
+			    size_t);
+static int		 angle_before(const char *, size_t);
+static int		 comment_text(const char *, size_t, size_t, size_t,
+			    char *, size_t);
+static void		 str_trim_copy(char *);
+static void		 senders_rewrite(struct ctx *);
 static int		 from_one(void *, const struct mailbox *);
 static void		 date_add(struct ctx *);
 static int		 msgid_add(struct ctx *, struct error *);
@@ -504,7 +516,8 @@ message_read(int fd, int spool, const struct cmdline *cl,
     const struct account *ac, struct message *m, struct error *err)
 {
 	struct ctx	 c;
-	int		 rc = -1;
+	off_t		 size;
+	int		 rc = -1, kept;
 
 	memset(m, 0, sizeof(*m));
 	m->fd = -1;
@@ -520,22 +533,35 @@ message_read(int fd, int spool, const struct cmdline *cl,
 	c.sp->max = (off_t)ac->max_message_size;
 	host_names(&c);
 
+	if (hdr_read(c.rd, &c.h, cl->dot_ends, err) == -1)
+		goto done;
 	if (dsn_check(&c, err) == -1 ||
-	    hdr_read(c.rd, &c.h, cl->dot_ends, err) == -1 ||
 	    envelope_sender(&c, err) == -1 ||
 	    rcpts_from_args(&c, err) == -1 ||
 	    rcpts_from_header(&c, err) == -1 ||
 	    aliases_load(&c, err) == -1 ||
 	    rcpts_expand(&c, err) == -1 ||
-	    hdr_fix(&c, err) == -1 ||
-	    (spool == -1 && spool_open(c.sp, err) == -1))
+	    hdr_fix(&c, err) == -1) {
+		if (err->code == EX_CONFIG)
+			rescue(&c, spool);
 		goto done;
-	if (spool != -1)
+	}
+	if (spool == -1 && spool_open(c.sp, err) == -1)
+		goto done;
+	if (spool != -1) {
 		c.sp->fd = spool;
+		c.sp->queue = 1;
+	}
 	if (spool_write_all(&c, err) == -1) {
-		if (spool != -1)
+		if (spool != -1 && !c.sp->moved)
 			c.sp->fd = -1;		/* the caller's to close */
 		goto done;
+	}
+	/* Moved out of a full queue: the queue's file is ours to close. */
+	if (c.sp->moved) {
+		close(c.sp->queue_fd);
+		change_add(m, "the queue's file system is full: the message "
+		    "is sent without being queued");
 	}
 	envelope_flags(&c);
 	m->fd = c.sp->fd;
@@ -543,9 +569,44 @@ message_read(int fd, int spool, const struct cmdline *cl,
 	rc = 0;
 done:
 	ctx_free(&c);
-	if (rc == -1)
+	if (rc == -1 && m->rescued) {
+		kept = m->fd;
+		size = m->size;
+		m->fd = -1;
+		message_free(m);
+		m->fd = kept;
+		m->size = size;
+		m->rescued = 1;
+	} else if (rc == -1)
 		message_free(m);
 	return rc;
+}
+
+/*
+ * A configuration error once the header was read: the message is still
+ * read to its end, as it came, so the caller can keep it (dead.letter)
+ * instead of losing it (a cron job's output, say).  SPOOL is the
+ * caller's to close either way.
+ */
+static void
+rescue(struct ctx *c, int spool)
+{
+	struct error	 ignored;
+
+	c->sp->fd = -1;
+	if (spool_open(c->sp, &ignored) == -1)
+		return;
+	c->nadded = 0;
+	if (spool_write_all(c, &ignored) == -1 ||
+	    lseek(c->sp->fd, 0, SEEK_SET) == -1) {
+		close(c->sp->fd);
+		c->sp->fd = -1;
+		return;
+	}
+	(void)spool;
+	c->m->fd = c->sp->fd;
+	c->sp->fd = -1;
+	c->m->rescued = 1;
 }
 
 static void
@@ -951,7 +1012,7 @@ login_address(struct ctx *c, char *buf, size_t size, struct error *err)
 	return 0;
 }
 
-/* rewrite_local_senders: the seed's sender_canonical_maps. */
+/* rewrite_local_senders: Postfix's sender_canonical_maps. */
 static int
 sender_rewrite(struct ctx *c, char *buf, size_t size)
 {
@@ -961,17 +1022,31 @@ sender_rewrite(struct ctx *c, char *buf, size_t size)
 	if (!is_local(c, buf, local, sizeof(local)))
 		return 0;
 	snprintf(old, sizeof(old), "%s", buf);
+	if ((n = sender_target(c, local, buf, size)) <= 0)
+		return n;
+	if (strcmp(old, buf) != 0)
+		change_add(c->m, "rewrote sender %s -> %s", old, buf);
+	return 0;
+}
+
+/*
+ * What a local sender LOCAL becomes: the account's from, else
+ * LOCAL@maildomain.  1 when BUF holds it, 0 when neither is set, -1
+ * when it does not fit.
+ */
+static int
+sender_target(const struct ctx *c, const char *local, char *buf,
+    size_t size)
+{
+	int	 n;
+
 	if (from_usable(c->ac))
 		n = snprintf(buf, size, "%s", c->ac->from);
 	else if (c->ac->maildomain != NULL && c->ac->maildomain[0] != '\0')
 		n = snprintf(buf, size, "%s@%s", local, c->ac->maildomain);
 	else
 		return 0;
-	if (n < 0 || (size_t)n >= size)
-		return -1;
-	if (strcmp(old, buf) != 0)
-		change_add(c->m, "rewrote sender %s -> %s", old, buf);
-	return 0;
+	return n < 0 || (size_t)n >= size ? -1 : 1;
 }
 
 /*
@@ -1489,20 +1564,44 @@ alias_apply(struct ctx *c, const struct alias *a, const char *addr,
 	return 0;
 }
 
+/*
+ * Where a local recipient goes when no alias and no maildomain says
+ * (nullmailer's adminaddr): local_recipient, else the account's own
+ * address, so that cron without MAILTO and "mail root" reach a mailbox.
+ */
+static const char *
+local_target(const struct ctx *c)
+{
+	if (c->ac->local_recipient != NULL &&
+	    c->ac->local_recipient[0] != '\0')
+		return c->ac->local_recipient;
+	return from_usable(c->ac) ? c->ac->from : NULL;
+}
+
 static int
 rcpt_final(struct ctx *c, const char *addr, struct error *err)
 {
-	const char	*md = c->ac->maildomain;
+	const char	*md = c->ac->maildomain, *lr;
 	char		 buf[ADDR_MAX + 1], shown[SHOWN_MAX];
+	char		 local[ADDR_MAX + 1];
 	int		 n;
 
-	if (strchr(addr, '@') != NULL)
+	if (strchr(addr, '@') != NULL && (md != NULL ||
+	    !is_local(c, addr, local, sizeof(local))))
 		return addrs_add(&c->rcpts, addr, strlen(addr), err);
 	addr_show(shown, sizeof(shown), addr, strlen(addr));
+	if ((md == NULL || md[0] == '\0') && (lr = local_target(c)) != NULL) {
+		if (addr_reason(lr, strlen(lr)) != NULL)
+			return error_set(err, EX_CONFIG, "local_recipient "
+			    "'%s' is not a valid address: fix local_recipient "
+			    "(or from)", lr);
+		change_add(c->m, "local recipient %s -> %s", addr, lr);
+		return addrs_add(&c->rcpts, lr, strlen(lr), err);
+	}
 	if (md == NULL || md[0] == '\0')
 		return error_set(err, EX_CONFIG, "recipient '%s' has no "
-		    "domain: set maildomain or add it to the aliases file",
-		    shown);
+		    "domain: set local_recipient, maildomain or from, or add "
+		    "it to the aliases file", shown);
 	n = snprintf(buf, sizeof(buf), "%s@%s", addr, md);
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		return error_set(err, EX_USAGE, "recipient '%s@%s' is longer "
@@ -1526,6 +1625,8 @@ hdr_fix(struct ctx *c, struct error *err)
 		change_add(c->m, "dropped the mbox 'From ' line");
 	if (c->ac->remove_bcc_headers)
 		bcc_remove(c);
+	if (c->ac->rewrite_local_senders)
+		senders_rewrite(c);
 	if (from_fix(c, err) == -1)
 		return -1;
 	if (c->ac->set_date_header != TRI_OFF &&
@@ -1538,6 +1639,26 @@ hdr_fix(struct ctx *c, struct error *err)
 	if (c->h.end == HDR_BODYLINE)
 		change_add(c->m, "inserted an empty line before the body");
 	return 0;
+}
+
+/*
+ * rewrite_local_senders in the header too (SPEC 3), as Postfix's
+ * sender_canonical_maps does by default: providers that bind From to
+ * the login (GMX, WEB.DE, Gmail, Microsoft 365) refuse or rewrite
+ * "From: root".
+ */
+static void
+senders_rewrite(struct ctx *c)
+{
+	static const char *const names[] = { "From", "Sender", "Reply-To" };
+	size_t	 k;
+	int	 i;
+
+	/* set_from_header off: the From header is left as it is. */
+	for (k = c->ac->set_from_header == TRI_OFF ? 1 : 0;
+	    k < sizeof(names) / sizeof(names[0]); k++)
+		if ((i = field_find(&c->h, names[k])) != -1)
+			(void)field_local_replace(c, i, NULL);
 }
 
 /* Always, not only with -t: bsd-mailx writes a Bcc header. */
@@ -1572,7 +1693,7 @@ from_fix(struct ctx *c, struct error *err)
 		return 0;
 	if ((i = field_find(&c->h, "From")) != -1) {
 		if (c->ac->set_from_header == TRI_ON)
-			return from_replace(c, i, addr);
+			return field_local_replace(c, i, addr);
 		return 0;
 	}
 	if (from_value(c, addr, value, sizeof(value), err) == -1)
@@ -1710,39 +1831,125 @@ struct from_walk {
 };
 
 /*
- * set_from_header on (the seed's smtp_generic_maps): a From that holds
- * one local address gets the sender's address in its place; the display
- * name, comments and everything else stay as they were.
+ * A From, Sender or Reply-To that holds exactly one local address (root,
+ * root@thishost) gets ADDR, or, when ADDR is NULL, the account's address
+ * as rewrite_local_senders gives it; the display name stays.  A name
+ * written as a comment, as cron writes it ("root (Cron Daemon)"),
+ * becomes the display name: "Cron Daemon <alice@example.org>", as
+ * Postfix's sender_canonical_maps leaves it readable.
  */
 static int
-from_replace(struct ctx *c, int i, const char *addr)
+field_local_replace(struct ctx *c, int i, const char *addr)
 {
 	struct field	*f = &c->h.f[i];
 	struct from_walk w;
 	struct alparse	 p;
-	char		 local[ADDR_MAX + 1];
-	const char	*base = c->h.buf + f->off;
-	size_t		 a, b, alen = strlen(addr);
+	char		 local[ADDR_MAX + 1], target[ADDR_MAX + 2];
+	char		 name[FULLNAME_MAX + 1], enc[FULLNAME_MAX * 3], *v;
+	const char	*base = c->h.buf + f->off, *val = base + f->valoff;
+	size_t		 a, b, vlen = f->len - f->valoff, end, n;
 
 	memset(&w, 0, sizeof(w));
 	memset(&p, 0, sizeof(p));
-	p.s = base + f->valoff;
-	p.n = f->len - f->valoff;
+	p.s = val;
+	p.n = vlen;
 	p.cb = from_one;
 	p.arg = &w;
 	al_parse(&p);
 	if (w.count != 1 || w.first.toolong || w.first.phrase ||
 	    !is_local(c, w.first.addr, local, sizeof(local)))
 		return 0;
-	a = f->valoff + w.first.start;
-	b = f->valoff + w.first.end;
-	f->repllen = a + alen + (f->len - b);
+	if (addr == NULL) {
+		if (sender_target(c, local, target, sizeof(target)) != 1 ||
+		    strcmp(target, w.first.addr) == 0)
+			return 0;
+		addr = target;
+	}
+	a = w.first.start;
+	b = w.first.end;
+	/* The line end(s) of the field, kept as they are. */
+	for (end = vlen; end > 0 && (val[end - 1] == '\r' ||
+	    val[end - 1] == '\n'); end--)
+		;
+	if (!angle_before(val, a) && comment_text(val, a, b, end, name,
+	    sizeof(name))) {
+		name_encode(name, enc, sizeof(enc));
+		n = strlen(enc) + strlen(addr) + 8;
+		v = xcalloc(1, n);
+		snprintf(v, n, " %s <%s>", enc, addr);
+		a = 0;
+		b = end;
+	} else
+		v = xstrdup(addr);
+	n = strlen(v);
+	f->repllen = f->valoff + a + n + (vlen - b);
+	free(f->repl);
 	f->repl = xcalloc(1, f->repllen + 1);
-	memcpy(f->repl, base, a);
-	memcpy(f->repl + a, addr, alen);
-	memcpy(f->repl + a + alen, base + b, f->len - b);
-	change_add(c->m, "replaced From: %s -> %s", w.first.addr, addr);
+	memcpy(f->repl, base, f->valoff + a);
+	memcpy(f->repl + f->valoff + a, v, n);
+	memcpy(f->repl + f->valoff + a + n, val + b, vlen - b);
+	change_add(c->m, "replaced %.*s: %s -> %.*s", (int)f->namelen, base,
+	    w.first.addr, (int)(strlen(v) - (v[0] == ' ')), v + (v[0] == ' '));
+	free(v);
 	return 0;
+}
+
+/* Whether the address at A is written <like this>. */
+static int
+angle_before(const char *val, size_t a)
+{
+	while (a > 0 && is_blank(val[a - 1]))
+		a--;
+	return a > 0 && val[a - 1] == '<';
+}
+
+/*
+ * The text of the first comment around the address (outside [a, b),
+ * before END), trimmed, in NAME; 0 when there is none or it would need
+ * more than a plain name can hold.
+ */
+static int
+comment_text(const char *val, size_t a, size_t b, size_t end, char *name,
+    size_t size)
+{
+	size_t	 i, o = 0;
+	int	 depth = 0, found = 0;
+
+	for (i = 0; i < end; i++) {
+		if (i >= a && i < b)
+			continue;
+		if (depth == 0 && val[i] == '"')
+			return 0;	/* a quoted word: not cron's form */
+		if (val[i] == '(' && depth++ == 0) {
+			if (found)
+				break;
+			found = 1;
+			continue;
+		}
+		if (val[i] == ')' && depth > 0 && --depth == 0)
+			continue;
+		if (depth == 0)
+			continue;
+		if (val[i] == '\\' && i + 1 < end)
+			i++;
+		if (val[i] == '\r' || val[i] == '\n')
+			continue;
+		if (o + 1 >= size)
+			return 0;
+		name[o++] = val[i];
+	}
+	name[o] = '\0';
+	str_trim_copy(name);
+	return found && name[0] != '\0' && !has_ctl(name);
+}
+
+/* str_trim, but in place at the start of the buffer. */
+static void
+str_trim_copy(char *s)
+{
+	char	*t = str_trim(s);
+
+	memmove(s, t, strlen(t) + 1);
 }
 
 static int
@@ -1863,6 +2070,41 @@ spool_open(struct spool *sp, struct error *err)
 		    "in %s: %s: set TMPDIR to a writable directory", dir,
 		    strerror(errno));
 	sp->fd = fd;
+	return 0;
+}
+
+/*
+ * The queue's file system filled up while the message was read: what
+ * is written so far (and DONE octets of the buffer) is copied to a
+ * spool file in TMPDIR, which takes the rest.  The message is then sent
+ * without being queued (the commit fails for lack of room), rather
+ * than lost.
+ */
+static int
+sp_move(struct spool *sp, off_t done)
+{
+	struct error	 ignored;
+	struct spool	 tmp;
+	char		 buf[IOBUF_SIZE];
+	off_t		 off = 0, total = sp->size + done;
+	ssize_t		 n;
+
+	memset(&tmp, 0, sizeof(tmp));
+	if (spool_open(&tmp, &ignored) == -1)
+		return -1;
+	while (off < total) {
+		n = pread(sp->fd, buf, total - off < (off_t)sizeof(buf) ?
+		    (size_t)(total - off) : sizeof(buf), off);
+		if (n <= 0 || write(tmp.fd, buf, (size_t)n) != n) {
+			close(tmp.fd);
+			return -1;
+		}
+		off += n;
+	}
+	sp->queue_fd = sp->fd;
+	sp->fd = tmp.fd;
+	sp->dir = tmp.dir;
+	sp->moved = 1;
 	return 0;
 }
 
@@ -1987,6 +2229,10 @@ sp_flush(struct spool *sp, struct error *err)
 	while (o < sp->len) {
 		n = write(sp->fd, sp->buf + o, sp->len - o);
 		if (n == -1 && errno == EINTR)
+			continue;
+		/* A full queue: the message goes on in TMPDIR, unqueued. */
+		if (n == -1 && (errno == ENOSPC || errno == EDQUOT) &&
+		    sp->queue && !sp->moved && sp_move(sp, (off_t)o) == 0)
 			continue;
 		if (n == -1)
 			return error_set(err, EX_IOERR, "cannot write the "

@@ -500,8 +500,15 @@ main(int argc, char *argv[])
 	default:
 		break;
 	}
-	if (config_account(&cl, &a, &e) == -1)
+	if (config_account(&cl, &a, &e) == -1) {
+		/* A message on its way: kept, whatever the configuration. */
+		if (cl.mode == MODE_SEND) {
+			print_error(&e);
+			rc = deliver_rescue(&cl, &e);
+			goto done;
+		}
 		die(&e);
+	}
 	switch (cl.mode) {
 	case MODE_QUEUE_LIST:
 		deliver_list(&cl, &a, stdout, isatty(STDOUT_FILENO) ?

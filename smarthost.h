@@ -163,6 +163,9 @@ struct account {
 	int	 remove_bcc_headers;
 	char	*aliases;
 	char	*maildomain;
+	char	*local_recipient;	/* NULL: from */
+	int	 notify;		/* failure notices (SPEC 8) */
+	char	*notify_to;		/* NULL: the envelope sender */
 	char	*dsn_notify, *dsn_return;
 
 	/* delivery safety and logging */
@@ -257,6 +260,7 @@ struct message {
 	int	 eightbit;	/* a byte >= 0x80 */
 	int	 has_nul;	/* a NUL byte */
 	int	 long_lines;	/* lines were broken at 998 octets */
+	int	 rescued;	/* message_read failed; fd holds it as read */
 
 	/* envelope */
 	char	*sender;	/* "" for the null sender */
@@ -327,6 +331,10 @@ time_t	 queue_backoff(unsigned);
 void	 queue_list(FILE *, const char *, int);
 void	 queue_list_at(FILE *, const char *, int, time_t);
 void	 qentry_free(struct qentry *);
+
+/* notice.c: RFC 3464 failure notices, queued like any message. */
+int	 notice_queue(const struct account *, const struct message *, int,
+	    struct message *, struct qentry *, struct error *);
 
 /*
  * The connection (net.c): a socket with buffered, deadline-bound I/O,
@@ -469,6 +477,7 @@ int	 smtp_serverinfo(const struct account *, const struct cred *, FILE *,
  */
 int	 deliver_message(const struct cmdline *, struct account *, int);
 int	 deliver_queue(const struct cmdline *, int);	/* -q; 1 = force */
+int	 deliver_rescue(const struct cmdline *, const struct error *);
 void	 deliver_list(const struct cmdline *, const struct account *,
 	    FILE *, int);				/* -bp */
 

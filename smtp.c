@@ -18,8 +18,13 @@
 
 #include "smarthost.h"
 
-/* RFC 5321 4.5.3.2 minimum timeouts, in seconds. */
-#define TO_GREETING	300
+/*
+ * RFC 5321 4.5.3.2 minimum timeouts, in seconds; the greeting's is
+ * ours: a relay that accepts the connection and says nothing for half
+ * a minute is the wrong port (465 spoken to with STARTTLS) or a broken
+ * path, and waiting 5 minutes at every run helps no one.
+ */
+#define TO_GREETING	30
 #define TO_COMMAND	300
 #define TO_DATA_INIT	120
 #define TO_DATA_BLOCK	180
@@ -375,6 +380,27 @@ starttls(struct session *s, struct error *e)
 	return ehlo(s, e);
 }
 
+/* No greeting: say which setting is likely wrong. */
+static int
+greeting_error(struct session *s, const struct account *a,
+    struct error *e)
+{
+	int	 secs = s->conn.timeout_ms / 1000;
+
+	if (e->code != EX_TEMPFAIL || strncmp(e->msg, "no answer", 9) != 0)
+		return -1;
+	if (a->tls && a->starttls && a->port == 465)
+		return error_set(e, EX_CONFIG, "no greeting from %s port 465 "
+		    "within %d seconds: port 465 is implicit TLS, and this "
+		    "account speaks STARTTLS there: set tls_starttls off",
+		    a->host, secs);
+	return error_set(e, EX_TEMPFAIL, "%s port %d took the connection but "
+	    "sent no greeting within %d seconds: a broken path, or not the "
+	    "relay's SMTP port (465 is implicit TLS: tls_starttls off; 587 "
+	    "and 25 greet in clear: tls_starttls on)", a->host, a->port,
+	    secs);
+}
+
 /*
  * Connect, greeting, EHLO, TLS, AUTH.  -1 on failure; -2 when the TLS
  * handshake asks for a second try with TLS 1.2 at most (tls_start).
@@ -390,14 +416,14 @@ session_connect(struct session *s, const struct account *a,
 	    a->timeout * 1000, e) == -1)
 		return -1;
 	if (a->tls && !a->starttls) {
-		set_timeout(s, TO_COMMAND);
+		set_timeout(s, TO_GREETING);
 		if ((rc = tls_start(&s->conn, a, s->tls12, e)) != 0)
 			return rc;
 		s->secure = 1;
 	}
 	set_timeout(s, TO_GREETING);
 	if (smtp_read_reply(&s->conn, &r, e) == -1)
-		return -1;
+		return greeting_error(s, a, e);
 	if (r.code != 220)
 		return reply_error(e, &r, r.code == 421 ? EX_TEMPFAIL :
 		    EX_PROTOCOL, "the relay did not greet with 220");
@@ -956,7 +982,7 @@ txn_lockstep(struct session *s, struct txn *t, struct error *e)
  * transaction (over a recipient limit) goes before any new one.
  */
 static struct mail *
-feed_take(struct session *s, const struct smtp_feed *f, int *dry)
+feed_take(struct session *s, const struct smtp_feed *f)
 {
 	struct mail	*ml;
 
@@ -966,11 +992,8 @@ feed_take(struct session *s, const struct smtp_feed *f, int *dry)
 		    --s->nagain * sizeof(*s->again));
 		return ml;
 	}
-	if (*dry)
-		return NULL;
-	if ((ml = f->next(f->ctx)) == NULL)
-		*dry = 1;
-	return ml;
+	/* Asked again each time: an outcome can give it more to send. */
+	return f->next(f->ctx);
 }
 
 /* A message whose transaction ended: another one, or its outcome. */
@@ -1068,7 +1091,6 @@ smtp_send(struct session *s, const struct smtp_feed *f, struct error *e)
 	struct txn	*t;
 	struct mail	*ml;
 	size_t		 window;
-	int		 dry = 0;
 
 	if (!smtp_usable(s))
 		return error_set(e, EX_TEMPFAIL, "the connection to the relay "
@@ -1076,7 +1098,7 @@ smtp_send(struct session *s, const struct smtp_feed *f, struct error *e)
 	window = s->caps.pipelining && s->caps.chunking ? WINDOW : 1;
 	for (;;) {
 		while (!s->closing && s->count < window &&
-		    (ml = feed_take(s, f, &dry)) != NULL) {
+		    (ml = feed_take(s, f)) != NULL) {
 			if (mail_check(s, ml) == -1) {
 				f->done(f->ctx, ml);
 				continue;

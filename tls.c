@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -124,6 +125,8 @@ struct tls {
 	char			*cache;		/* ticket file, or NULL */
 	int			 loaded;	/* a ticket was offered */
 	int			 max12;		/* TLS 1.2 at most: see sig_algs */
+	unsigned char		 first[64];	/* what the relay sent first */
+	size_t			 nfirst;
 	int			 pss12;		/* the relay signed 1.2 with PSS */
 };
 
@@ -161,6 +164,14 @@ bio_recv(void *ctx, unsigned char *buf, size_t len, uint32_t unused)
 			return errno == ETIMEDOUT ? MBEDTLS_ERR_SSL_TIMEOUT :
 			    MBEDTLS_ERR_NET_RECV_FAILED;
 		n = recv(t->fd, buf, len, 0);
+		if (n > 0 && t->nfirst < sizeof(t->first)) {
+			size_t	 k = sizeof(t->first) - t->nfirst;
+
+			if (k > (size_t)n)
+				k = (size_t)n;
+			memcpy(t->first + t->nfirst, buf, k);
+			t->nfirst += k;
+		}
 		if (n >= 0)
 			return (int)n;
 		if (errno != EINTR && errno != EAGAIN)
@@ -760,12 +771,51 @@ check_pin(struct tls *t, const struct account *a, struct error *e)
  * does not say which alert, so the tls_legacy_ciphers hint comes with
  * every fatal alert that may be one.
  */
+/*
+ * Implicit TLS to a port that greets in clear (587, 25): the first bytes
+ * are an SMTP reply, not a TLS record.  Said as such, with the setting
+ * to change; a plain "421 busy" is the relay's trouble, for later.
+ */
+static int
+plain_reply(struct tls *t, const struct account *a, struct error *e)
+{
+	char	 shown[sizeof(t->first) + 1];
+	size_t	 i;
+	ssize_t	 n;
+
+	if (t->nfirst < 4 || t->first[0] < '2' || t->first[0] > '5' ||
+	    !isdigit(t->first[1]) || !isdigit(t->first[2]) ||
+	    (t->first[3] != ' ' && t->first[3] != '-'))
+		return 0;
+	/* The rest of the line, if it came: only looked at. */
+	n = recv(t->fd, t->first + t->nfirst, sizeof(t->first) - t->nfirst,
+	    MSG_PEEK | MSG_DONTWAIT);
+	if (n > 0)
+		t->nfirst += (size_t)n;
+	for (i = 0; i < t->nfirst && t->first[i] != '\r' &&
+	    t->first[i] != '\n'; i++)
+		shown[i] = t->first[i] < 0x20 || t->first[i] >= 0x7f ? '?' :
+		    (char)t->first[i];
+	shown[i] = '\0';
+	if (memcmp(t->first, "421", 3) == 0)
+		return error_set(e, EX_TEMPFAIL, "the relay %s port %d "
+		    "answered in plain text instead of TLS: '%s...' (busy); "
+		    "if it always greets in plain text, set tls_starttls on",
+		    t->name, a->port, shown);
+	return error_set(e, EX_CONFIG, "the relay %s port %d greets in plain "
+	    "text ('%s...'), not with TLS: this port wants STARTTLS: set "
+	    "tls_starttls on (or use the relay's implicit TLS port, usually "
+	    "465)", t->name, a->port, shown);
+}
+
 static int
 handshake_error(struct tls *t, const struct account *a, int rc,
     struct error *e)
 {
 	char	 msg[160];
 
+	if (plain_reply(t, a, e) == -1)
+		return -1;
 	mbed_error(rc, msg, sizeof(msg));
 	if (rc == MBEDTLS_ERR_NET_RECV_FAILED ||
 	    rc == MBEDTLS_ERR_NET_SEND_FAILED ||

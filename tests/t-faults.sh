@@ -209,3 +209,46 @@ check_eq "AUTH over plaintext: exit 78" "$RC" 78
 check_grep "AUTH over plaintext: says so" 'unencrypted connection' \
     "$T/clear.err"
 nothing_sent "AUTH over plaintext"
+
+# Wrong port or TLS mode: fail fast, and say which setting to change.
+# STARTTLS spoken to an implicit-TLS port 465: no greeting ever comes.
+srv p465 -l 127.0.0.2 -p 465 -T -c "$CERTS/server.pem" \
+    -k "$CERTS/server.key" -e "$CAPS"
+conf p465 "host 127.0.0.2" "port 465"
+t0=$(date +%s)
+send p465
+check_eq "STARTTLS to port 465: exit 78" "$RC" 78
+check_grep "STARTTLS to port 465: says tls_starttls off" \
+    'port 465 is implicit TLS.*set tls_starttls off' "$T/p465.err"
+check "STARTTLS to port 465: within the greeting timeout" \
+    test $(($(date +%s) - t0)) -lt 5
+kill "$SRV" 2>/dev/null; wait "$SRV" 2>/dev/null
+# A listener that never says anything.
+printf 'greeting delay 20000\n' >"$T/silent.script"
+srv silent -e "$CAPS" -s "$T/silent.script"
+conf silent
+t0=$(date +%s)
+send silent
+check_eq "a silent listener: exit 75" "$RC" 75
+check_grep "a silent listener: no greeting, and what may be wrong" \
+    'sent no greeting within 1 seconds.*465 is implicit TLS' "$T/silent.err"
+check "a silent listener: within the greeting timeout" \
+    test $(($(date +%s) - t0)) -lt 5
+kill "$SRV" 2>/dev/null; wait "$SRV" 2>/dev/null
+# Implicit TLS to a port that greets in clear (587, 25).
+srv plaingreet -e "$CAPS"
+conf plaingreet "tls_starttls off"
+send plaingreet
+wait
+check_eq "implicit TLS to a STARTTLS port: exit 78" "$RC" 78
+check_grep "implicit TLS to a STARTTLS port: says tls_starttls on" \
+    "greets in plain text ('220 testsrv.*set tls_starttls on" \
+    "$T/plaingreet.err"
+printf 'greeting reply 421 4.3.2 too busy\n' >"$T/busy.script"
+srv busy -e "$CAPS" -s "$T/busy.script"
+conf busy "tls_starttls off"
+send busy
+wait
+check_eq "a plain-text 421 on an implicit-TLS port: exit 75" "$RC" 75
+check_grep "a plain-text 421: said as busy" "answered in plain text.*(busy)" \
+    "$T/busy.err"

@@ -107,6 +107,7 @@ for i in 1 2 3; do send "batch-$i"; done
 printf 'rcpt#2 reply 550 5.1.1 no such user\n' >"$T/rule"
 srv batch 1 -e "$CAPS,CHUNKING" -s "$T/rule"
 conf "$PORT"
+echo "notify off" >>"$CONF"	# t-notice has the notices
 rm -f "$T/dead.letter"
 "$SMARTHOST" -C "$CONF" -q >"$T/batch.out" 2>&1
 wait "$SRV" 2>/dev/null
@@ -266,3 +267,47 @@ check_eq "two accounts queued" "$(queued)" 2
 check_eq "-q over default's and another account's mail: exit 0" "$?" 0
 check_eq "-q over two accounts: both still queued (relay down)" \
     "$(queued)" 2
+
+# 12. A queue on a full disk: the relay is up, so the message goes all
+#     the same (not queued), whether the disk is nearly full before it
+#     (the reserve) or fills while it is read.  A tmpfs of 1 MiB in a
+#     mount namespace of its own.
+full_send() {	# NAME FREE-KB MESSAGE-KB
+	local name=$1 free=$2 size=$3
+	srv "$name" 1
+	conf "$PORT"
+	sed -i "s|^queue_dir .*|queue_dir $T/$name/fs/q|" "$CONF"
+	mkdir -p "$T/$name/fs"
+	{ printf 'Subject: %s\n\n' "$name"
+	  head -c $((size * 1024)) /dev/zero | tr '\0' x | fold -w 70; } \
+	    >"$T/$name.msg"
+	unshare -m bash -c '
+		mount -t tmpfs -o size=1m tmpfs "$1/fs" || exit 99
+		mkdir -m 700 "$1/fs/q"
+		dd if=/dev/zero of="$1/fs/filler" bs=1k \
+		    count=$((1024 - $2)) 2>/dev/null
+		"$3" -C "$4" bob@example.org <"$5" >"$1.out" 2>"$1.err"
+		echo $? >"$1.rc"
+		ls "$1/fs/q" >"$1.q"' - "$T/$name" "$free" "$SMARTHOST" \
+	    "$CONF" "$T/$name.msg"
+	wait "$SRV" 2>/dev/null
+}
+if ! unshare -m true 2>/dev/null; then
+	notok "full disk: unshare -m works (the tests run as root)"
+else
+	full_send reserve 30 4
+	check_eq "queue nearly full: exit 0" "$(cat "$T/reserve.rc")" 0
+	check_grep "queue nearly full: says it cannot be queued" \
+	    'nearly full.*cannot be queued' "$T/reserve.err"
+	check "queue nearly full: delivered all the same" \
+	    test -e "$T/reserve/mail/1.eml"
+	full_send fills 300 600
+	check_eq "queue fills while reading: exit 0" "$(cat "$T/fills.rc")" 0
+	check "queue fills while reading: delivered all the same" \
+	    test -e "$T/fills/mail/1.eml"
+	check_eq "queue fills while reading: the whole message" \
+	    "$(grep -c '^x' "$T/fills/mail/1.eml")" \
+	    "$(grep -c '^x' "$T/fills.msg")"
+	check_eq "queue fills while reading: nothing left in the queue" \
+	    "$(grep -cv status "$T/fills.q")" 0
+fi

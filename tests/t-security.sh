@@ -164,12 +164,19 @@ check "recipient -oQ... after --: no file created" \
     test ! -e "$T/qf@example.org"
 CONF=$INJCONF
 before=$(connects)
-run dash-x bob@example.org "-X$T/xlog"
+run dash-x --local-recipient= --from= -f "$USER" bob@example.org "-X$T/xlog"
 check_eq "-X/FILE after a recipient: exit 78" "$RC" 78
-check_grep "-X/FILE after a recipient: refused as an address" \
+check_grep "-X/FILE after a recipient: taken as an address" \
     "recipient '-X$T/xlog' has no domain" "$ERR"
 check "-X/FILE after a recipient: no log file" test ! -e "$T/xlog"
 check_eq "-X/FILE after a recipient: no connection" "$(connects)" "$before"
+# With a from, a recipient without a domain goes there (local_recipient):
+# still an address, never an option.
+run dash-x2 --pretend bob@example.org "-X$T/xlog"
+check_grep "-X/FILE after a recipient, --pretend: a local recipient" \
+    "^header change: local recipient -X$T/xlog -> " "$T/dash-x2.out"
+check "-X/FILE after a recipient, --pretend: no log file" \
+    test ! -e "$T/xlog"
 
 # ---------------------------------------------------------------------
 # 2. Secrets.
@@ -290,7 +297,7 @@ leaks "--password: the refusal does not echo it" "$ERR"
 # root, not to the user running it).
 printf 'greeting delay 3000\n' >"$T/slow.script"
 srv slow "${TLSOPT[@]}" -T -n 2 -e "$CAPS" -s "$T/slow.script"
-conf slow "tls_starttls off" "auth PLAIN"
+conf slow "tls_starttls off" "auth PLAIN" "timeout 10"
 sed -i '/^password /d' "$CONF"
 printf 'Subject: x\n\nbody\n' | SMARTHOST_PASSWORD=$PASS \
     "$SMARTHOST" -C "$CONF" bob@example.org >"$T/slow.out" 2>"$T/slow.err" &
@@ -400,9 +407,9 @@ stalled() {
 	nothing_in_clear "$name"
 	check "$name: no message stored" test ! -e "$MAIL/1.eml"
 }
-stalled greeting-silent 75 'no answer from the relay within 5 seconds' \
+stalled greeting-silent 75 'sent no greeting within 1 seconds' \
     'greeting delay 600000'
-stalled greeting-trickle 75 'no answer from the relay within 5 seconds' \
+stalled greeting-trickle 75 'sent no greeting within 1 seconds' \
     'greeting trickle 1000'
 stalled handshake-silent 75 'TLS handshake with 127.0.0.1 timed out' \
     'tls delay 600000'

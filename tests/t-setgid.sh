@@ -395,7 +395,11 @@ check_grep "root is told it waits for its owner" \
 check_grep "mailq says refused, waiting for its owner" \
     "refused recipient: waits for uid $AU" "$T/mailq2.out"
 as alice "$BD/smarthost" -q >"$T/aliceq.out" 2>&1
-check_eq "her -q: the system queue is empty" "$(entries)" 0
+check_eq "her -q: her message left the system queue; its failure notice \
+waits there (the relay is down)" "$(entries)" 1
+check_grep "the notice is hers, to her address" '^rcpt '"$USER" \
+    "$R/spool/$(ls "$R/spool" | grep -v '\.status$' | head -1)"
+rm -f "$R/spool"/2*
 check_grep "her dead.letter has it" '^Subject: refused' \
     "$R/alice/dead.letter"
 check_grep "with the relay's reason" '550 5.1.1' "$R/alice/dead.letter"

@@ -1342,6 +1342,9 @@ test_print(void)
 	    "remove_bcc_headers on\n"
 	    "aliases <not set>\n"
 	    "maildomain <not set>\n"
+	    "local_recipient <not set>\n"
+	    "notify on\n"
+	    "notify_to <not set>\n"
 	    "dsn_notify <not set>\n"
 	    "dsn_return <not set>\n"
 	    "queue on\n"
@@ -1364,7 +1367,7 @@ test_directives(void)
 
 	for (n = 0; d[n] != NULL; n++)
 		;
-	CHECK_INT(n, 41, "config_directives: 41 names");
+	CHECK_INT(n, 44, "config_directives: 44 names");
 	CHECK_STR(d[0], "host", "config_directives: table order");
 	CHECK_STR(d[n - 1], "syslog", "config_directives: last");
 	CHECK_INT(config_is_directive("tls_starttls"), 1,

@@ -130,6 +130,8 @@ check_spool(const char *in, const struct cmdline *cl,
 	message_free(&m);
 }
 
+static int	 spool_has_body(const struct message *);
+
 static void
 check_error(const char *in, const struct cmdline *cl,
     const struct account *ac, int code, const char *msg, const char *name)
@@ -147,8 +149,34 @@ check_error(const char *in, const struct cmdline *cl,
 	snprintf(label, sizeof(label), "%s: message", name);
 	CHECK_STR(err.msg, msg, label);
 	snprintf(label, sizeof(label), "%s: message left empty", name);
-	CHECK(m.fd == -1 && m.sender == NULL && m.rcpts == NULL, label);
+	CHECK(m.sender == NULL && m.rcpts == NULL, label);
+	/*
+	 * A configuration error once the header was read: the message is
+	 * still read to its end, as it came, for dead.letter; any other
+	 * error leaves nothing.
+	 */
+	snprintf(label, sizeof(label), "%s: %s", name, code == EX_CONFIG ?
+	    "the message kept, whole, for dead.letter" : "no spool left");
+	if (code == EX_CONFIG)
+		CHECK(m.rescued && m.fd != -1 && m.size > 0 &&
+		    spool_has_body(&m), label);
+	else
+		CHECK(!m.rescued && m.fd == -1, label);
 	message_free(&m);
+}
+
+/* The rescued spool holds the input's last line (every input ends so). */
+static int
+spool_has_body(const struct message *m)
+{
+	char	 buf[65536];
+	ssize_t	 n;
+
+	n = pread(m->fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	return strstr(buf, "\r\n\r\n") != NULL;
 }
 
 static char *
@@ -776,6 +804,7 @@ test_recipients(void)
 	static char	*dup[] = { "a@x.test", "A@X.test", "b@x.test, a@x.test",
 	    "<b@x.test>" };
 	static char	*bare[] = { "root", "root@example.org", "bob" };
+	static char	*r_lh[] = { "root@localhost" };
 	static char	*bad[] = { "ok@x.test", "bad address@x.test" };
 	static char	*utf[] = { "j\xc3\xb6rg@example.de" };
 	struct cmdline	 cl;
@@ -784,6 +813,7 @@ test_recipients(void)
 	struct error	 err;
 	char		**many;
 	size_t		 i;
+	char		*saved_from;
 	const char	*hdr = "To: to@example.com\nCc: Cc <cc@example.com>\n"
 	    "Bcc: bcc@example.com\nSubject: s\n\nbody\n";
 
@@ -839,9 +869,37 @@ test_recipients(void)
 		message_free(&m);
 	}
 	ac.maildomain = NULL;
+	saved_from = ac.from;
+	ac.from = NULL;
+	cl.from = "x@example.org";
 	check_error("S: s\n\nb\n", &cl, &ac, EX_CONFIG, "recipient 'root' "
-	    "has no domain: set maildomain or add it to the aliases file",
-	    "bare name and no maildomain");
+	    "has no domain: set local_recipient, maildomain or from, or add "
+	    "it to the aliases file", "bare name, no maildomain, no from");
+	/* cron without MAILTO, mail root: the account's own mailbox. */
+	cl.from = NULL;
+	ac.from = "alice@example.com";
+	cl.nrcpts = 1;
+	check_rcpts("S: s\n\nb\n", &cl, &ac, "alice@example.com",
+	    "bare name, no maildomain: the account's from");
+	if (run("S: s\n\nb\n", &cl, &ac, &m, &err) == 0) {
+		CHECK(has_change(&m, "local recipient root -> "
+		    "alice@example.com"), "local recipient noted");
+		message_free(&m);
+	}
+	ac.local_recipient = "ops@example.net";
+	check_rcpts("S: s\n\nb\n", &cl, &ac, "ops@example.net",
+	    "bare name: local_recipient");
+	cl.rcpts = r_lh;
+	check_rcpts("S: s\n\nb\n", &cl, &ac, "ops@example.net",
+	    "root@localhost (fail2ban's default): local_recipient");
+	cl.rcpts = bare;
+	ac.local_recipient = "not an address";
+	check_error("S: s\n\nb\n", &cl, &ac, EX_CONFIG, "local_recipient "
+	    "'not an address' is not a valid address: fix local_recipient "
+	    "(or from)", "local_recipient checked");
+	ac.local_recipient = NULL;
+	ac.from = saved_from;
+	cl.nrcpts = 3;
 	ac.maildomain = "bad domain";
 	check_error("S: s\n\nb\n", &cl, &ac, EX_CONFIG, "recipient 'root' "
 	    "qualified with maildomain is not a valid address: fix "
@@ -1022,8 +1080,26 @@ test_from_header(void)
 	ac.from_full_name = NULL;
 	check_spool("From: Bob <bob@example.net>\n\nb\n", &cl, &ac,
 	    "From: Bob <bob@example.net>\r\n\r\nb\r\n", "auto: From kept");
+	/* rewrite_local_senders: the header too, the name kept. */
 	check_spool("From: root (Cron Daemon)\n\nb\n", &cl, &ac,
-	    "From: root (Cron Daemon)\r\n\r\nb\r\n", "auto: local From kept");
+	    "From: Cron Daemon <alice@example.com>\r\n\r\nb\r\n",
+	    "cron's From: the comment becomes the display name");
+	check_spool("From: Root <root@localhost>\nSender: root\nReply-To: "
+	    "root@localdomain (admin)\n\nb\n", &cl, &ac, "From: Root "
+	    "<alice@example.com>\r\nSender: alice@example.com\r\nReply-To: "
+	    "admin <alice@example.com>\r\n\r\nb\r\n",
+	    "From, Sender and Reply-To rewritten, names kept");
+	check_spool("From: root (a \\(nested\\) (name))\n\nb\n", &cl, &ac,
+	    "From: \"a (nested) (name)\" <alice@example.com>\r\n\r\nb\r\n",
+	    "a comment with escapes and nesting: quoted name");
+	check_spool("Reply-To: bob@example.net\n\nb\n", &cl, &ac,
+	    "From: alice@example.com\r\nReply-To: bob@example.net\r\n"
+	    "\r\nb\r\n", "a foreign Reply-To kept");
+	ac.rewrite_local_senders = 0;
+	check_spool("From: root (Cron Daemon)\nSender: root\n\nb\n", &cl,
+	    &ac, "From: root (Cron Daemon)\r\nSender: root\r\n\r\nb\r\n",
+	    "rewrite_local_senders off: the header left alone");
+	ac.rewrite_local_senders = 1;
 
 	/* Null sender: the account's from, else nothing. */
 	cl.from = "<>";
@@ -1037,11 +1113,11 @@ test_from_header(void)
 
 	ac.set_from_header = TRI_ON;
 	check_spool("From: root (Cron Daemon)\nTo: x@y.test\n\nb\n", &cl,
-	    &ac, "From: alice@example.com (Cron Daemon)\r\nTo: x@y.test\r\n"
-	    "\r\nb\r\n", "on: bare local From replaced, comment kept");
+	    &ac, "From: Cron Daemon <alice@example.com>\r\nTo: x@y.test\r\n"
+	    "\r\nb\r\n", "on: bare local From replaced, comment a name");
 	if (run("From: root (Cron Daemon)\n\nb\n", &cl, &ac, &m, &err) == 0) {
 		CHECK(has_change(&m, "replaced From: root -> "
-		    "alice@example.com"), "replaced From noted");
+		    "Cron Daemon <alice@example.com>"), "replaced From noted");
 		message_free(&m);
 	}
 	check_spool("From: \"Root User\" <root@localhost>\n\nb\n", &cl, &ac,
