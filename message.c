@@ -1949,7 +1949,8 @@ str_trim_copy(char *s)
 {
 	char	*t = str_trim(s);
 
-	memmove(s, t, strlen(t) + 1);
+	if (t != s)
+		memmove(s, t, strlen(t) + 1);
 }
 
 static int
