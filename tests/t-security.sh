@@ -310,11 +310,19 @@ check_grep "slow relay: authenticated with SMARTHOST_PASSWORD" \
 
 if command -v setpriv >/dev/null && [ "$(id -u)" = 0 ]; then
 	# As an unprivileged user: not dumpable shows as root-owned /proc.
-	D=$T/nobody; mkdir -p "$D"; cp "$CONF" "$D/conf"
-	chown -R 65534:65534 "$D"; chmod 0711 "$T"
-	printf 'Subject: x\n\nbody\n' | HOME=$D SMARTHOST_PASSWORD=$PASS \
-	    setpriv --reuid=65534 --regid=65534 --clear-groups \
-	    "$SMARTHOST" -C "$D/conf" bob@example.org \
+	# The binary, its configuration and CA are copied to a directory of
+	# the user's own: the checkout may be one nobody cannot enter.
+	private_dir D 65534
+	cp "$SMARTHOST" "$D/smarthost"; cp "$CERTS/ca.pem" "$D/ca.pem"
+	sed -e "s|^tls_trust_file .*|tls_trust_file $D/ca.pem|" \
+	    -e "s|^queue_dir .*|queue_dir $D/queue|" \
+	    -e "s|^dead_letter .*|dead_letter $D/dead.letter|" \
+	    "$CONF" >"$D/conf"
+	chown -R 65534:65534 "$D"
+	# exec: $! is smarthost's pid; cd /: not in the checkout either.
+	printf 'Subject: x\n\nbody\n' | (cd / && exec env HOME="$D" \
+	    SMARTHOST_PASSWORD="$PASS" setpriv --reuid=65534 --regid=65534 \
+	    --clear-groups "$D/smarthost" -C "$D/conf" bob@example.org) \
 	    >"$T/slow2.out" 2>"$T/slow2.err" &
 	SPID=$!
 	sleep 1
@@ -323,7 +331,6 @@ if command -v setpriv >/dev/null && [ "$(id -u)" = 0 ]; then
 	check_eq "not dumpable: the process runs as the user" \
 	    "$(awk '/^Uid:/{print $2}' "/proc/$SPID/status")" 65534
 	wait "$SPID"
-	chmod 0700 "$T"
 else
 	skip "not dumpable # needs root and setpriv to look as another user"
 fi

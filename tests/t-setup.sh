@@ -87,9 +87,8 @@ relay_send() {
 		sed 's/^/#   | /' "$T/relay-send.err"
 	fi
 }
-if [ "$(id -u)" -ne 0 ] || ! command -v postfix >/dev/null 2>&1 &&
-    ! [ -x /usr/sbin/postfix ]; then
-	skip "import sends through the Postfix relay # needs root and Postfix"
+if [ "$(id -u)" -ne 0 ]; then
+	skip "import sends through the Postfix relay # needs root (Postfix)"
 elif ! tests/postfix-relay start >"$T/relay-start.log" 2>&1; then
 	notok "the Postfix test relay starts"
 	sed 's/^/#   | /' "$T/relay-start.log"
