@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The message: standard input to an unlinked spool file, the header
  * scan, the envelope (sender, recipients, aliases) and the few header
@@ -949,7 +950,7 @@ login_address(struct ctx *c, char *buf, size_t size, struct error *err)
 	return 0;
 }
 
-/* rewrite_local_senders: the seed's sender_canonical_maps. */
+/* rewrite_local_senders: Postfix's sender_canonical_maps. */
 static int
 sender_rewrite(struct ctx *c, char *buf, size_t size)
 {
@@ -1705,7 +1706,7 @@ struct from_walk {
 };
 
 /*
- * set_from_header on (the seed's smtp_generic_maps): a From that holds
+ * set_from_header on (Postfix's smtp_generic_maps): a From that holds
  * one local address gets the sender's address in its place; the display
  * name, comments and everything else stay as they were.
  */

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # Checks that bench/delayproxy delays what it forwards by exactly what it
 # is told, keeps order, passes EOF on and exits when told; bench/run runs
 # it before measuring, so a broken proxy cannot produce a latency row.

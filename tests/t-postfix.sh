@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 # The Postfix test relay (tests/postfix-relay) behaves as the smarthost
 # setup it stands for: authenticated mail relayed to the sink with exact
 # envelope and body, TLS 1.3, AUTH only after STARTTLS, relay refused

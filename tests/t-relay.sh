@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # Delivery through a real Postfix relay on loopback (tests/postfix-relay):
 # STARTTLS on the submission port and implicit TLS, every mechanism the
 # relay offers, TLS 1.3, and the message arriving byte for byte.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # Security (issue 6): injection refused before connecting, secrets kept
 # out of every output and of other processes' view, bounded waits and
 # sizes, and capabilities from before STARTTLS never trusted after it.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # The setgid install (SPEC 2): a system-wide password in a file only the
 # group can read, used by callers who cannot read it, and never sent
 # anywhere else.  build/sgid/smarthost is installed setgid to a test

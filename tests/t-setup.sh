@@ -1,7 +1,9 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # Setup in one minute: smarthost --providers, --import-postfix on the
-# seed's main.cf files (exact output, and one imported configuration
-# sending through the real Postfix test relay), and --configure driven
+# main.cf files of a German Postfix smarthost guide (exact output, and
+# one imported configuration sending through the real Postfix test
+# relay), and --configure driven
 # through a pseudo-terminal (tests/setup/pty-drive) against the scripted
 # test relay: no echo of the password, a candidate proven by a real
 # login before the 0600 file is written, nothing written on failure.
@@ -22,7 +24,7 @@ check_grep "--providers: gmx row" \
 check_grep "--providers: every row has a source" \
     '^             source: https://docs.aws.amazon.com/ses/' "$T/providers"
 
-# --- --import-postfix on the seed's files --------------------------------
+# --- --import-postfix on the guide's files -------------------------------
 for d in gmx arcor 1und1 posteo gmail hard; do
 	"$SMARTHOST" --import-postfix "tests/setup/$d" >"$T/$d.conf" \
 	    2>"$T/$d.err"
@@ -39,7 +41,7 @@ check "import without main.cf: nothing on stdout" test ! -s "$T/none.out"
 relay_send() {
 	mkdir -p "$T/pf"
 	cat >"$T/pf/main.cf" <<-EOF
-	# A null client of the test relay, as the seed would set it up.
+	# A null client of the test relay, as the guide would set it up.
 	inet_interfaces = loopback-only
 	relayhost = [$RELAY_HOST]:$RELAY_SUBMISSION
 	smtp_sasl_auth_enable = yes
