@@ -24,7 +24,7 @@ unset XDG_CONFIG_HOME XDG_STATE_HOME XDG_CACHE_HOME SMARTHOST_RELAY \
     SMARTHOST_PASSWORD SMARTHOST_PASSWORD_FILE SMARTHOST_FROM \
     CREDENTIALS_DIRECTORY
 trap 'lib_cleanup' EXIT INT TERM
-lib_pids= lib_dirs=
+lib_pids='' lib_dirs=''
 lib_cleanup() {
 	[ -n "${KEEP:-}" ] && { echo "# kept $T$lib_dirs"; return; }
 	for p in $lib_pids; do kill "$p" 2>/dev/null; done
