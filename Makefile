@@ -127,14 +127,15 @@ fuzz: $(FUZZERS)
 	done
 
 # make demo needs only what builds smarthost; make check also the test
-# tools and the Debian roots the test Postfix runs in (made once, shared
-# by every checkout; the machine's MTA is never touched).
+# tools and the Debian roots the test Postfix runs in (made once, in the
+# background while the build runs, and shared by every checkout; the
+# machine's MTA is never touched).
 deps:
 	@./scripts/install-deps build
 
 deps-check:
 	@./scripts/install-deps check
-	@tests/postfix-relay prepare 3.7 3.10
+	@tests/postfix-relay prepare --background 3.7 3.10
 
 check: deps-check
 	@$(MAKE) --no-print-directory check-run
