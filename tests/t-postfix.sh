@@ -529,3 +529,30 @@ check_grep "3.10: relayed as ESMTPSA" \
     "^	by relay.test (Postfix) with ESMTPSA id $QID\$" "$f10"
 check_eq "3.10: nothing of it in the 3.7 relay's sink" \
     "$(grep -rl "^Subject: t-postfix 3.10 $M\$" "$SINK7" | wc -l)" 0
+
+# --- (10) another checkout, at the same time: a relay of its own ---------
+
+eval "$(tests/postfix-relay env)"
+O=$T/other
+mkdir -p "$O/tests" "$O/scripts"
+cp -r tests/postfix-relay tests/postfix tests/mkcerts "$O/tests/"
+cp scripts/debian-mirror "$O/scripts/"
+"$O/tests/postfix-relay" start >"$T/other-start" 2>&1
+check_eq "another checkout: its relay starts" "$?" 0
+other=$("$O/tests/postfix-relay" env)
+oget() { echo "$other" | sed -n "s/^$1=//p"; }
+check "another checkout: its own state directory" \
+    [ "$(oget RELAY_STATE)" != "$RELAY_STATE" ]
+check_eq "another checkout: no port in common" \
+    "$(echo "$RELAY_SUBMISSION $RELAY_SMTPS $RELAY_PLAIN $RELAY_SINKPORT $(
+    )$(oget RELAY_SUBMISSION) $(oget RELAY_SMTPS) $(oget RELAY_PLAIN) $(
+    )$(oget RELAY_SINKPORT)" | tr ' ' '\n' | sort | uniq -d)" ""
+smtp_open plain "$(oget RELAY_PLAIN)"
+check_eq "another checkout: its relay serves" "$R_LAST" \
+    "220 relay.test ESMTP Postfix (smarthost test relay)"
+smtp_close
+tests/postfix-relay status >/dev/null 2>&1
+check_eq "another checkout: ours still up" "$?" 0
+"$O/tests/postfix-relay" clean >/dev/null 2>&1
+check "another checkout: clean removes its relay" \
+    [ ! -e "$(oget RELAY_STATE)" ]
