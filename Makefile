@@ -1,8 +1,12 @@
+# SPDX-License-Identifier: ISC
 # smarthost: a sendmail-compatible relay client.
 #
 #   make            build ./smarthost
-#   make check      install what is missing, build, run every test
-#   make demo       install what is missing, send a message to the test relay
+#   make check      install what the tests need if missing, build, run
+#                   every test (the root-only ones need root: README)
+#   make demo       install the build dependencies if missing, send a
+#                   message to a test relay on loopback
+#   make deb        the Debian package, build/smarthost_*.deb
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make install-setgid   the same, setgid smarthost (a system password)
 
@@ -43,7 +47,7 @@ AOBJS	 = $(SRCS:%.c=$(BA)/%.o)
 ALIBOBJS = $(LIBSRCS:%.c=$(BA)/%.o)
 
 .PHONY: all check check-run demo demo-run install install-setgid uninstall \
-	clean deps \
+	clean deps deps-check deb \
 	asan mbedtls-version fuzz static
 
 all: mbedtls-version smarthost
@@ -85,12 +89,16 @@ $(B)/testsrv: tests/testsrv.c | $(B)
 	$(CC) $(ALLCFLAGS) $(ALLLDFLAGS) -o $@ tests/testsrv.c $(PKGLIBS)
 
 # tests/t-setgid.sh installs this one setgid: the same objects, but
-# the system file and queue under SGID_ROOT, where the test owns them.
-SGID_ROOT = /run/smarthost-sgid-test
+# the system file and queue under SGID_ROOT, where the test owns them;
+# one per checkout (named by a hash of its path, which build/sgid/root
+# tells the test), so that two checkouts can test at once.
+SGID_ROOT = /run/smarthost-sgid-test-$(shell printf %s '$(CURDIR)' | \
+	    sha256sum | cut -c1-12)
 $(B)/sgid/config.o: config.c smarthost.h Makefile
 	@mkdir -p $(B)/sgid
 	$(CC) $(ALLCFLAGS) -DSYSCONFDIR='"$(SGID_ROOT)/etc"' \
 	    -DSPOOLDIR='"$(SGID_ROOT)/spool"' -c -o $@ config.c
+	echo '$(SGID_ROOT)' >$(B)/sgid/root
 
 $(B)/sgid/smarthost: $(B)/sgid/config.o $(filter-out $(B)/config.o,$(OBJS))
 	$(CC) $(ALLCFLAGS) $(ALLLDFLAGS) -o $@ $^ $(PKGLIBS)
@@ -119,10 +127,18 @@ fuzz: $(FUZZERS)
 	    || exit 1; \
 	done
 
+# make demo needs only what builds smarthost; make check also the test
+# tools and the Debian roots the test Postfix runs in (made once, in the
+# background while the build runs, and shared by every checkout; the
+# machine's MTA is never touched).
 deps:
-	@./scripts/install-deps
+	@./scripts/install-deps build
 
-check: deps
+deps-check:
+	@./scripts/install-deps check
+	@tests/postfix-relay prepare --background 3.7 3.10
+
+check: deps-check
 	@$(MAKE) --no-print-directory check-run
 
 check-run: mbedtls-version $(TESTBINS)
@@ -133,6 +149,10 @@ demo: deps
 
 demo-run: mbedtls-version smarthost $(B)/testsrv
 	@tests/demo
+
+# The Debian package from the files git knows, built in build/deb.
+deb:
+	@./scripts/make-deb
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBDIR) \

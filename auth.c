@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * SMTP AUTH (RFC 4954) with GNU SASL, plus XOAUTH2 and OAUTHBEARER,
  * which libgsasl lacks.  The credentials belong to the caller (secret.c)

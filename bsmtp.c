@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * sendmail -bs: SMTP on standard input and output, as some PHP mailers
  * speak it.  Each accepted message is handed to the caller, which

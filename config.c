@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The configuration (SPEC sections 2, 3 and 5): the system and user
  * files in msmtp's syntax, the environment and the command line,

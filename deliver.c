@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Delivery: the caller's message first, then what waits in the queue for
  * the same account, over one session; every recipient served once; each

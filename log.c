@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Errors, warnings and the -v trace on stderr; small allocation helpers.
  * The trace level is the one piece of global mutable state (STYLE.md).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The message: standard input to an unlinked spool file, the header
  * scan, the envelope (sender, recipients, aliases) and the few header

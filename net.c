@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The connection: connect to every address of the relay in turn within
  * one shared deadline, then buffered reads and writes, each wait bounded.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Failure notices (SPEC 8): when recipients are refused for good, or a
  * message is still not delivered after queue_max_age, a short RFC 3464

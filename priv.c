@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The setgid install: the binary belongs to the group smarthost, which
  * may read /etc/smarthost.conf (root:smarthost 0640) and write the

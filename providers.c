@@ -1,13 +1,15 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Provider presets (SPEC section 6): the one table of what each mail
- * provider needs, from the seed and the providers' own documentation,
+ * provider needs, from a German Postfix smarthost guide ("Guide" below)
+ * and the providers' own documentation,
  * and the lookups on it: by name (the `provider' directive), by the
  * domain of an address (--configure) and by the text of a relay's reply
  * (the hint printed with an error).
  *
  * Rows marked "checked" had host, port and TLS mode confirmed against
  * the source page (or a page quoting it) when they were written; the
- * others follow the seed or common knowledge and say so.
+ * others follow the guide or common knowledge and say so.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -47,7 +49,7 @@ struct provider {
 	"(create one at " where ") instead of the account password"
 
 static const struct provider providers[] = {
-	/* Seed: mail.gmx.net:587, sender bound to the login; not checked. */
+	/* Guide: mail.gmx.net:587, sender bound to the login; not checked. */
 	{ "gmx", "gmx.de gmx.net", "gmx.de gmx.net gmx.at gmx.ch",
 	    "mail.gmx.net", 587, 1, NULL, 1, NULL, NULL,
 	    "sender must be the login; enable POP3/IMAP access first",
@@ -60,7 +62,7 @@ static const struct provider providers[] = {
 		"set from to it (the gmx preset does when from is unset)" },
 	      { NULL, NULL } },
 	    "https://hilfe.gmx.net/pop-imap/imap/outlook.html" },
-	/* Seed (error text, POP3/IMAP switch); host not checked. */
+	/* Guide (error text, POP3/IMAP switch); host not checked. */
 	{ "web.de", "webde", "web.de",
 	    "smtp.web.de", 587, 1, NULL, 1, NULL, NULL,
 	    "sender must be the login; enable POP3/IMAP access first",
@@ -83,12 +85,11 @@ static const struct provider providers[] = {
 	    { { NULL, NULL }, { NULL, NULL }, { NULL, NULL } },
 	    "https://posteo.de/en/help/how-do-i-set-up-posteo-in-an-email-"
 	    "client-pop3-imap-and-smtp" },
-	/* Seed: smtp.1und1.de, only the plaintext mechanisms; the host is
+	/* Guide: smtp.1und1.de, only the plaintext mechanisms; the host is
 	 * now smtp.ionos.de (not checked). */
 	{ "ionos", "1und1 1and1 1&1", "",
 	    "smtp.ionos.de", 587, 1, "PLAIN", 0, NULL, NULL,
-	    "was smtp.1und1.de; PLAIN inside TLS (the seed: noplaintext "
-	    "must go)",
+	    "was smtp.1und1.de; PLAIN inside TLS (noplaintext must go)",
 	    { { NULL, NULL }, { NULL, NULL }, { NULL, NULL } },
 	    "https://www.ionos.de/hilfe/e-mail/grundlagen/serverinformation"
 	    "en-fuer-imap-pop3-und-smtp/" },
@@ -119,7 +120,7 @@ static const struct provider providers[] = {
 	    "discontinued: not a usable preset",
 	    { { NULL, NULL }, { NULL, NULL }, { NULL, NULL } },
 	    "https://dsl.preisvergleich.de/info/14578/arcor-umzug/" },
-	/* Seed: other senders are filtered; host and port not checked. */
+	/* Guide: other senders are filtered; host and port not checked. */
 	{ "aol", NULL, "aol.com aol.de aim.com",
 	    "smtp.aol.com", 465, 0, NULL, 1, NULL, NULL,
 	    "sender must be the login; needs an app password",
@@ -128,7 +129,7 @@ static const struct provider providers[] = {
 	      { NULL, NULL }, { NULL, NULL } },
 	    "https://help.aol.com/articles/how-do-i-use-other-email-"
 	    "applications-to-send-and-receive-my-aol-mail" },
-	/* Seed: smtp.googlemail.com:587; 465 implicit TLS is the same. */
+	/* Guide: smtp.googlemail.com:587; 465 implicit TLS is the same. */
 	{ "gmail", "googlemail google", "gmail.com googlemail.com",
 	    "smtp.gmail.com", 465, 0, NULL, 0, NULL, NULL,
 	    "Gmail rewrites From to the login itself; needs an app password",

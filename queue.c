@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The queue: messages kept for a later try, dead.letter for the ones the
  * relay refused for good, and the mailq listing.

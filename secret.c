@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Credentials: the password or OAuth token of an account, from wherever
  * the configuration says (SPEC 3): the literal one of the file or the

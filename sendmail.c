@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * smarthost: the command line, the mode, and the outcome.  This file
  * alone decides what to print and which sysexits(3) code to exit with.

@@ -1,8 +1,9 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Setting smarthost up.
  *
  * --import-postfix turns the main.cf of a Postfix that relays through
- * a smarthost (the seed's setup: relayhost, SASL password map, TLS
+ * a smarthost (a guide's setup: relayhost, SASL password map, TLS
  * level, sender rewriting) into a smarthost configuration, with a
  * comment for every setting it could not carry over.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * smarthost: a sendmail-compatible relay client.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The SMTP client: greeting, EHLO, STARTTLS, AUTH, then the transaction
  * in as few round trips as the relay allows (RFC 5321, 3207, 2920, 3030,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * TLS with mbedTLS 3.6: implicit TLS and STARTTLS over the same socket.
  * Verification is on unless the user turned it off; the host name is

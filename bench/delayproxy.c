@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * delayproxy: a loopback TCP proxy that delays every byte by a fixed time,
  * so the benchmark can show what a client's round trips cost on a real

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * measure: run a command and append one line to a file:
  *

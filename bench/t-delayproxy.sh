@@ -1,8 +1,9 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # Checks that bench/delayproxy delays what it forwards by exactly what it
 # is told, keeps order, passes EOF on and exits when told; bench/run runs
 # it before measuring, so a broken proxy cannot produce a latency row.
-# It talks plain SMTP to the test relay's port 10025 through the proxy.
+# It talks plain SMTP to the test relay's plain port through the proxy.
 #
 #   bash bench/t-delayproxy.sh PROXY-BINARY   (the relay must be running)
 set -u

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 # Shared helpers for the shell test scripts (tests/t-*.sh).
 #
 # Each script is run by tests/run from the top of the tree with these set:
@@ -23,12 +24,26 @@ unset XDG_CONFIG_HOME XDG_STATE_HOME XDG_CACHE_HOME SMARTHOST_RELAY \
     SMARTHOST_PASSWORD SMARTHOST_PASSWORD_FILE SMARTHOST_FROM \
     CREDENTIALS_DIRECTORY
 trap 'lib_cleanup' EXIT INT TERM
-lib_pids=
+lib_pids='' lib_dirs=''
 lib_cleanup() {
-	[ -n "${KEEP:-}" ] && { echo "# kept $T"; return; }
+	[ -n "${KEEP:-}" ] && { echo "# kept $T$lib_dirs"; return; }
 	for p in $lib_pids; do kill "$p" 2>/dev/null; done
 	for p in $lib_pids; do wait "$p" 2>/dev/null; done
 	rm -rf "$T"
+	for p in $lib_dirs; do rm -rf "$p"; done
+}
+
+# private_dir VAR UID: a new directory that only UID may enter (0700),
+# removed at exit; its path in VAR.  For what a test runs as another
+# user: the checkout, $T and TMPDIR may be where that user cannot go (a
+# clone under a 0700 directory), so what it runs and reads is copied
+# here.  Under /var/tmp, which honours the setgid bit on a usual system.
+private_dir() {
+	local d
+	d=$(mktemp -d /var/tmp/smarthost-test.XXXXXX) || return 1
+	lib_dirs="$lib_dirs $d"
+	chown "$2:$2" "$d" && chmod 0700 "$d" || return 1
+	printf -v "$1" %s "$d"
 }
 
 ok() { echo "ok - $*"; }

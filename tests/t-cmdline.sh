@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # The command line as real callers write it, pinned through --pretend:
 # the envelope and header changes smarthost computes for cron, mail(1),
 # mutt, git send-email, PHP and fail2ban, the option syntax (attached

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # Faults at each step of the session against the scripted test relay:
 # the exit code, the message, and that nothing was said that should not
 # have been (from the relay's transcript).

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # The man pages against the program: mandoc finds nothing to complain
 # about; smarthost.conf(5) describes exactly the directives the program
 # knows (as --help lists them); smarthost(8) and --help show every option

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # Failure notices (SPEC 8): a recipient refused for good, or a message
 # past queue_max_age, gets one RFC 3464 delivery status notification to
 # notify_to (default the envelope sender), through the same relay,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 # The Postfix test relay (tests/postfix-relay) behaves as the smarthost
 # setup it stands for: authenticated mail relayed to the sink with exact
 # envelope and body, TLS 1.3, AUTH only after STARTTLS, relay refused
@@ -10,11 +11,6 @@ PATH=$PATH:/usr/sbin:/sbin	# postfix, postconf when not in a login shell
 if [ "$(id -u)" -ne 0 ]; then
 	skip "postfix relay # needs root to start Postfix"; exit 0
 fi
-if ! command -v postfix >/dev/null 2>&1 &&
-    ! [ -x /usr/sbin/postfix ]; then
-	skip "postfix relay # Postfix not installed: scripts/install-deps"
-	exit 0
-fi
 
 if ! tests/postfix-relay start >"$T/start1" 2>&1; then
 	notok "relay starts"; sed 's/^/#   | /' "$T/start1"; exit 1
@@ -22,11 +18,24 @@ fi
 ok "relay starts"
 eval "$(tests/postfix-relay env)"
 CA=$CERTS/ca.pem
-check_eq "env: endpoints, users, sink" "$RELAY_HOST $RELAY_SUBMISSION $(
-    )$RELAY_SMTPS $RELAY_PLAIN $RELAY_USER $RELAY_PASS $RELAY_USER2 $(
-    )$RELAY_PASS2 $RELAY_SINK $RELAY_LOG" "127.0.0.1 10587 10465 10025 $(
-    )alice@relay.test alice-test-secret bob@relay.test bob-test-secret $(
-    )/var/tmp/smarthost-relay/sink /var/tmp/smarthost-relay/maillog"
+check_eq "env: users" "$RELAY_HOST $RELAY_USER $RELAY_PASS $RELAY_USER2 $(
+    )$RELAY_PASS2" "127.0.0.1 alice@relay.test alice-test-secret $(
+    )bob@relay.test bob-test-secret"
+check "env: Postfix 3.7 ($RELAY_VERSION)" \
+    eval '[[ $RELAY_VERSION == 3.7.* ]]'
+ports="$RELAY_SUBMISSION $RELAY_SMTPS $RELAY_PLAIN $RELAY_SINKPORT"
+check_eq "env: four different ports, none of the old fixed ones" \
+    "$(echo "$ports" | tr ' ' '\n' | grep -E '^[0-9]+$' |
+    grep -vxE '1002[56]|10465|10587' | sort -u | wc -l)" 4
+check "env: the Postfix is not the machine's (a root of its own)" \
+    eval '[ -x "$RELAY_ROOT/usr/sbin/postfix" ] &&
+    [ "$RELAY_ROOT" != / ] && [ -n "$RELAY_ROOT" ]'
+check_eq "env: the state directory is this checkout's" \
+    "$(cat "$RELAY_STATE/checkout")" "$(cd "$TOP" && pwd -P)"
+check_eq "env: sink, log, config and queue in it" \
+    "$RELAY_SINK $RELAY_LOG $RELAY_CONF $RELAY_QUEUE" "$(
+    )$RELAY_STATE/sink $RELAY_STATE/maillog $RELAY_STATE/etc $(
+    )$RELAY_STATE/spool"
 check "env: RELAY_CA is the CA of $CERTS" cmp -s "$RELAY_CA" "$CA"
 M=tpf$(date +%s)$$$RANDOM	# marks this run's messages
 
@@ -409,17 +418,17 @@ smtp_close
 
 # --- (7) start again: harmless; a changed config is put back -------------
 
-queue=$(postconf -c "$RELAY_CONF" -h queue_directory)
-master_pid() { tr -d ' ' <"$queue/pid/master.pid"; }
+master_pid() { tr -d ' ' <"$RELAY_QUEUE/pid/master.pid"; }
 mpid=$(master_pid)
-spid=$(cat /var/tmp/smarthost-relay/sink.pid)
+spid=$(cat "$RELAY_STATE/sink.pid")
 tests/postfix-relay start >"$T/start2" 2>&1
 check_eq "start again: exit 0" "$?" 0
 check_eq "start again: says it runs, no reload" "$(cat "$T/start2")" \
-    "postfix-relay: running: postfix -c $RELAY_CONF (log $RELAY_LOG),$(
-    ) sink $RELAY_SINK"
+    "postfix-relay: running: Postfix 3.7, postfix -c $(
+    )${RELAY_CONF#"$RELAY_ROOT"} in $RELAY_ROOT (log $RELAY_LOG), sink $(
+    )$RELAY_SINK"
 check_eq "start again: same master" "$(master_pid)" "$mpid"
-check_eq "start again: same sink" "$(cat /var/tmp/smarthost-relay/sink.pid)" \
+check_eq "start again: same sink" "$(cat "$RELAY_STATE/sink.pid")" \
     "$spid"
 tests/postfix-relay status >/dev/null 2>&1
 check_eq "status: exit 0 when up" "$?" 0
@@ -435,3 +444,115 @@ smtp_open plain "$RELAY_PLAIN"
 check_eq "after reload: still serving" "$R_LAST" \
     "220 relay.test ESMTP Postfix (smarthost test relay)"
 smtp_close
+
+# --- (8) ports: kept while free, new ones when another program took one --
+
+old=$RELAY_SUBMISSION
+tests/postfix-relay stop 3.7 >/dev/null 2>&1
+testsrv occupy -p "$old"
+check_eq "a program of ours took the old submission port" "$PORT" "$old"
+tests/postfix-relay start >"$T/start4" 2>&1
+check_eq "start with a port taken: exit 0" "$?" 0
+sed 's/^/#   | /' "$T/start4" | grep -v 'running:'
+kill "$SRV" 2>/dev/null; wait "$SRV" 2>/dev/null
+eval "$(tests/postfix-relay env)"
+check "start with a port taken: a new submission port" \
+    [ "$RELAY_SUBMISSION" != "$old" ]
+check_eq "start with a port taken: the others kept" \
+    "$RELAY_SMTPS $RELAY_PLAIN $RELAY_SINKPORT" "${ports#* }"
+smtp_open plain "$RELAY_SUBMISSION"
+check_eq "the new submission port serves" "$R_LAST" \
+    "220 relay.test ESMTP Postfix (smarthost test relay)"
+smtp_close
+ports7="$RELAY_SUBMISSION $RELAY_SMTPS $RELAY_PLAIN $RELAY_SINKPORT"
+PLAIN7=$RELAY_PLAIN SINK7=$RELAY_SINK
+
+# --- (9) Debian 13's Postfix 3.10 next to it ------------------------------
+
+if ! tests/postfix-relay start 3.10 >"$T/start10" 2>&1; then
+	notok "3.10: relay starts"; sed 's/^/#   | /' "$T/start10"; exit 1
+fi
+ok "3.10: relay starts"
+eval "$(tests/postfix-relay env 3.10)"
+check "3.10: env says Postfix 3.10 ($RELAY_VERSION)" \
+    eval '[[ $RELAY_VERSION == 3.10.* ]]'
+check_eq "3.10: no port in common with the 3.7 relay" \
+    "$(echo "$ports7 $RELAY_SUBMISSION $RELAY_SMTPS $RELAY_PLAIN $(
+    )$RELAY_SINKPORT" | tr ' ' '\n' | sort | uniq -d)" ""
+tests/postfix-relay status 3.7 >/dev/null 2>&1
+check_eq "3.10 up: the 3.7 relay is still up" "$?" 0
+check_eq "3.10: smtpd_forbid_unauth_pipelining = yes" \
+    "$(tests/postfix-relay exec 3.10 postconf -h \
+    smtpd_forbid_unauth_pipelining)" yes
+
+# The stricter rule, seen from a client: HELO is not announced PIPELINING,
+# so a second command in the same write is a protocol violation; 3.7
+# answers both, 3.10 hangs up.  One write (cat of a file), or the second
+# line might arrive after smtpd looked.
+printf 'HELO client.test\r\nNOOP\r\n' >"$T/pipelined"
+pipelined() {	# PORT: the replies, joined with "|"
+	local l out=
+	exec 5<>"/dev/tcp/127.0.0.1/$1" || return
+	read -r -t 5 -u 5 l
+	cat "$T/pipelined" >&5
+	while read -r -t 3 -u 5 l; do out+="${l%$'\r'}|"; done
+	exec 5>&-
+	echo "$out"
+}
+check_eq "3.7: HELO and NOOP in one write: both answered" \
+    "$(pipelined "$PLAIN7")" "250 relay.test|250 2.0.0 Ok|"
+check_eq "3.10: HELO and NOOP in one write: 554, disconnected" \
+    "$(pipelined "$RELAY_PLAIN")" \
+    "554 5.5.0 Error: SMTP protocol synchronization|"
+
+# One authenticated message through it, one command at a time.
+sed "s/^Subject: .*/Subject: t-postfix 3.10 $M/" "$T/msg1" >"$T/msg10"
+smtp_open starttls "$RELAY_SUBMISSION"
+cmd "EHLO client.test"
+check_eq "3.10: TLS 1.3 on submission" "$(tls_version)" TLSv1.3
+auth_plain "$RELAY_USER" "$RELAY_PASS"
+check_eq "3.10: AUTH PLAIN" "$R_LAST" "235 2.7.0 Authentication successful"
+cmd "MAIL FROM:<$RELAY_USER>"
+check_eq "3.10: MAIL FROM own address" "$R_LAST" "250 2.1.0 Ok"
+cmd "RCPT TO:<bob@example.net>"
+check_eq "3.10: RCPT relayed" "$R_LAST" "250 2.1.5 Ok"
+send_data "$T/msg10"
+check "3.10: message queued with an id" [ -n "$QID" ]
+smtp_close
+check "3.10: delivered to its sink within 10 s" wait_sent "$QID" 1
+f10=$(sink_file "$QID")
+check "3.10: one sink file for it" [ -n "$f10" ]
+{ cat "$T/msg10"; echo; } >"$T/want10"
+sink_body "$f10" >"$T/got10"
+check_file "3.10: headers and body byte for byte" "$T/got10" "$T/want10"
+check_grep "3.10: relayed as ESMTPSA" \
+    "^	by relay.test (Postfix) with ESMTPSA id $QID\$" "$f10"
+check_eq "3.10: nothing of it in the 3.7 relay's sink" \
+    "$(grep -rl "^Subject: t-postfix 3.10 $M\$" "$SINK7" | wc -l)" 0
+
+# --- (10) another checkout, at the same time: a relay of its own ---------
+
+eval "$(tests/postfix-relay env)"
+O=$T/other
+mkdir -p "$O/tests" "$O/scripts"
+cp -r tests/postfix-relay tests/postfix tests/mkcerts "$O/tests/"
+cp scripts/debian-mirror "$O/scripts/"
+"$O/tests/postfix-relay" start >"$T/other-start" 2>&1
+check_eq "another checkout: its relay starts" "$?" 0
+other=$("$O/tests/postfix-relay" env)
+oget() { echo "$other" | sed -n "s/^$1=//p"; }
+check "another checkout: its own state directory" \
+    [ "$(oget RELAY_STATE)" != "$RELAY_STATE" ]
+check_eq "another checkout: no port in common" \
+    "$(echo "$RELAY_SUBMISSION $RELAY_SMTPS $RELAY_PLAIN $RELAY_SINKPORT $(
+    )$(oget RELAY_SUBMISSION) $(oget RELAY_SMTPS) $(oget RELAY_PLAIN) $(
+    )$(oget RELAY_SINKPORT)" | tr ' ' '\n' | sort | uniq -d)" ""
+smtp_open plain "$(oget RELAY_PLAIN)"
+check_eq "another checkout: its relay serves" "$R_LAST" \
+    "220 relay.test ESMTP Postfix (smarthost test relay)"
+smtp_close
+tests/postfix-relay status >/dev/null 2>&1
+check_eq "another checkout: ours still up" "$?" 0
+"$O/tests/postfix-relay" clean >/dev/null 2>&1
+check "another checkout: clean removes its relay" \
+    [ ! -e "$(oget RELAY_STATE)" ]

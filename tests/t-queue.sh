@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # Nothing is lost: temporary failures at each step end with the message
 # queued (exit 0), a later -q delivers each exactly once (also with two
 # runs at the same time), a permanent refusal lands in dead.letter, and

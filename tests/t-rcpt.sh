@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # Every recipient is served once (SPEC 7-8, RFC 5321 3.3), and every
 # session is recovered: a recipient limit (452) sends the rest in a
 # further transaction, a refusal for good or for now touches only its

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # The send path against the scripted test relay (build/testsrv): TLS
 # modes, every mechanism, the one-flight transaction, faults at each step
 # and their exit codes, and what crossed the wire.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # The setgid install (SPEC 2): a system-wide password in a file only the
 # group can read, used by callers who cannot read it, and never sent
 # anywhere else.  build/sgid/smarthost is installed setgid to a test
@@ -6,14 +7,16 @@
 # unprivileged test users (numeric ids, nothing added to /etc/passwd).
 . tests/lib.sh
 
-R=/run/smarthost-sgid-test		# the Makefile's SGID_ROOT
 BIN=$TOP/build/sgid/smarthost
+# The Makefile's SGID_ROOT, compiled into BIN: this checkout's.
+R=$(cat "$TOP/build/sgid/root" 2>/dev/null)
 GID=64200 AU=64201 BU=64202		# the group; alice and bob
 if [ "$(id -u)" != 0 ] || ! command -v setpriv >/dev/null; then
 	skip "setgid install # needs root and setpriv"
 	exit 0
 fi
-[ -x "$BIN" ] || { notok "build/sgid/smarthost is built"; exit 1; }
+[ -x "$BIN" ] && [[ $R == /run/smarthost-sgid-test-* ]] ||
+    { notok "build/sgid/smarthost and build/sgid/root are built"; exit 1; }
 
 # The system file and queue live under root's /run (no user can plant
 # anything there); the binary in a fresh directory of a file system

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # make static: ./smarthost-static has no program interpreter and no
 # shared library, and sends through the scripted test relay from a root
 # directory holding only itself, a CA file, a password file and

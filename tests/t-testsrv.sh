@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # The scripted test server itself (build/testsrv): the protocol, the
 # transcript, the stored messages, every fault action, AUTH, TLS and the
 # command line.  The other tests trust what it records, so each check

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 ASAN_TOO=1
 # TLS 1.2 against OpenSSL's own server: relays that speak only TLS 1.2
 # (RSA signing with RSA-PSS as OpenSSL does by default, RSA with PKCS#1,

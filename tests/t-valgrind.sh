@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
 # A handful of real sessions against the test relay under valgrind: no
 # memory error and no definite leak in any of them (and the unit tests,
 # when their binaries are built).  Skipped where valgrind is missing.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * testsrv: the scripted SMTP server smarthost's tests talk to.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * A minimal unit-test harness.  Each check prints "ok - NAME" or
  * "not ok - NAME" with the values that differed; tests/run counts them.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Unit tests for config.c: the grammar, every error message, account
  * choice, the environment, defaults, the permission rule and the

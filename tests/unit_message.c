@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * message.c: address checks, the header torture set, the envelope
  * rules, the header fixes and the exact octets of the spool file.

@@ -1,7 +1,8 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Unit tests for providers.c (the preset table, the `provider'
  * directive through config_account, hints) and for setup.c's Postfix
- * importer (the seed's main.cf files under tests/setup/, exact output;
+ * importer (a guide's main.cf files under tests/setup/, exact output;
  * every imported configuration must also load with config_account).
  * HOME and the system file point into a temporary directory, so the
  * machine's own files never matter.
@@ -378,7 +379,7 @@ test_list(void)
 }
 
 /*
- * The importer: the seed's files, byte for byte against expected.conf,
+ * The importer: the guide's files, byte for byte against expected.conf,
  * and the output must load.
  */
 static char *

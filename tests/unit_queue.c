@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The queue: spool, commit, open, lock, defer, done, scan, corrupt
  * entries, directory safety, dead.letter and the mailq listing.  Every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The reply and EHLO parsers (smtp.c) and the connection's line reader
  * (net.c), fed through a socketpair so the real code paths run.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * libFuzzer target: addresses.  The input goes to address_check as one
  * envelope address, and as the value of a To: field read with -t, which

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * libFuzzer target: the aliases file.  The first input line names the
  * recipients (up to 8, separated by spaces); the rest is the aliases

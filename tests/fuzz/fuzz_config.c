@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * libFuzzer target: the configuration parser.  The input is a whole
  * configuration file (the -C file), read by config_account as the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * libFuzzer target: the message reader.  The first input byte picks
  * the options (-t, -i, the From:/Date:/Message-ID: fixes, -f, -F); the

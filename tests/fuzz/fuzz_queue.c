@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * libFuzzer target: the queue file reader.  The input is a queue entry
  * (data, envelope trailer, last line) and, after a line "--status--",

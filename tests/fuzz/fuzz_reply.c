@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * libFuzzer target: the relay's replies.  The input is what a hostile
  * relay sends; it goes through net.c's line reader, smtp.c's reply
