@@ -306,7 +306,8 @@ help(void)
 	    "  --DIRECTIVE=VALUE   any configuration directive, e.g. "
 	    "--host=, --port=:\n   ");
 	for (d = config_directives(); *d != NULL; d++) {
-		if (strcmp(*d, "password") == 0)
+		if (strcmp(*d, "password") == 0 ||
+		    strcmp(*d, "oauth_client_secret") == 0)
 			continue;	/* never on the command line */
 		if (col > 60) {
 			printf("\n   ");
@@ -365,6 +366,7 @@ pretend(const struct cmdline *cl, struct account *a)
 	if (message_read(STDIN_FILENO, -1, cl, a, &m, &e) == -1)
 		die(&e);
 	config_print(stdout, a);
+	oauth_state(stdout, a);		/* the token's state, not the token */
 	printf("envelope sender: <%s>\n", m.sender);
 	for (i = 0; i < m.nrcpts; i++)
 		printf("recipient: <%s>\n", m.rcpts[i]);
@@ -969,7 +971,7 @@ main(int argc, char *argv[])
 			die(&e);
 		return EX_OK;
 	case MODE_CONFIGURE:
-		if (setup_configure(cl.setup_arg, &e) == -1)
+		if (setup_configure(&cl, &e) == -1)
 			die(&e);
 		return EX_OK;
 	case MODE_QUEUE_RUN:
@@ -999,6 +1001,7 @@ main(int argc, char *argv[])
 		if ((a.auth != NULL && config_password(&a, &e) == -1) ||
 		    smtp_serverinfo(&a, stdout, &e) == -1)
 			die(&e);
+		oauth_state(stdout, &a);	/* OAuth2: never the token */
 		break;
 	default:
 		rc = deliver_input(&cl, &a, STDIN_FILENO);
