@@ -1270,6 +1270,7 @@ oauth_pkce_start(struct account *a, struct oauth_pkce *p, struct error *e)
 	struct oauth_cfg	 c;
 	struct form		 f = { NULL, 0, 0 };
 	char			 challenge[64];
+	size_t			 len;
 	int			 rc = -1;
 
 	memset(p, 0, sizeof(*p));
@@ -1282,8 +1283,6 @@ oauth_pkce_start(struct account *a, struct oauth_pkce *p, struct error *e)
 	    0 && random_b64url(p->state, sizeof(p->state), 16, e) == 0 &&
 	    oauth_pkce_challenge(p->verifier, challenge,
 	    sizeof(challenge)) == 0) {
-		form_put(&f, c.authorize_url, strlen(c.authorize_url));
-		form_put(&f, strchr(c.authorize_url, '?') ? "&" : "?", 1);
 		form_add(&f, "response_type", "code");
 		form_add(&f, "client_id", c.client_id);
 		form_add(&f, "redirect_uri", c.redirect);
@@ -1295,7 +1294,10 @@ oauth_pkce_start(struct account *a, struct oauth_pkce *p, struct error *e)
 			form_put(&f, "&", 1);
 			form_put(&f, c.extra, strlen(c.extra));
 		}
-		p->url = xstrdup(f.p);
+		len = strlen(c.authorize_url) + f.len + 2;
+		p->url = xcalloc(1, len);
+		snprintf(p->url, len, "%s%c%s", c.authorize_url,
+		    strchr(c.authorize_url, '?') != NULL ? '&' : '?', f.p);
 		rc = 0;
 	}
 	form_free(&f);

@@ -106,6 +106,19 @@ add_override(struct cmdline *cl, const char *arg)
 	cl->nover++;
 }
 
+/* What add_override allocated (LeakSanitizer counts it otherwise). */
+static void
+overrides_free(struct cmdline *cl)
+{
+	size_t	 i;
+
+	for (i = 0; i < cl->nover; i++)
+		free((char *)cl->over[i].name);
+	free(cl->over);
+	cl->over = NULL;
+	cl->nover = 0;
+}
+
 static void
 long_option(struct cmdline *cl, const char *arg, int argc, char **argv,
     int *i)
@@ -973,9 +986,12 @@ main(int argc, char *argv[])
 	case MODE_CONFIGURE:
 		if (setup_configure(&cl, &e) == -1)
 			die(&e);
+		overrides_free(&cl);
 		return EX_OK;
 	case MODE_QUEUE_RUN:
-		return queue_run(&cl);
+		rc = queue_run(&cl);
+		overrides_free(&cl);
+		return rc;
 	default:
 		break;
 	}
@@ -1008,5 +1024,6 @@ main(int argc, char *argv[])
 		break;
 	}
 	account_free(&a);
+	overrides_free(&cl);
 	return rc;
 }

@@ -1404,6 +1404,7 @@ sign_in(int fd, const char *tmp, char **store, struct error *err)
 	struct oauth_device	 d;
 	struct oauth_pkce	 p;
 	char			 line[1200], answer[4096], *token = NULL;
+	long long		 min;
 	int			 rc;
 
 	*store = NULL;
@@ -1421,11 +1422,12 @@ sign_in(int fd, const char *tmp, char **store, struct error *err)
 	} else if (acc.oauth_grant == NULL ||
 	    strcmp(acc.oauth_grant, "device") == 0) {
 		if ((rc = oauth_device_start(&acc, &d, err)) == 0) {
+			min = (d.deadline - now_ms() + 59999) / 60000;
 			snprintf(line, sizeof(line), "To sign in, open %s in a "
 			    "browser (on any device) and enter the code %s "
-			    "within %lld minutes.\nWaiting for the sign-in "
-			    "...\n", d.uri, d.user_code,
-			    (d.deadline - now_ms() + 59999) / 60000);
+			    "within %lld minute%s.\nWaiting for the sign-in "
+			    "...\n", d.uri, d.user_code, min,
+			    min == 1 ? "" : "s");
 			tty_say(fd, line);
 			rc = oauth_device_wait(&acc, &d, err);
 			oauth_device_free(&d);
