@@ -1397,14 +1397,58 @@ ask_oauth(int fd, struct answers *a, struct error *err)
  * written, for removal when the login test fails.
  */
 static int
-sign_in(int fd, const char *tmp, char **store, struct error *err)
+sign_in_account(int fd, struct account *acc, struct error *err)
 {
-	struct cmdline		 cl;
-	struct account		 acc;
 	struct oauth_device	 d;
 	struct oauth_pkce	 p;
 	char			 line[1200], answer[4096], *token = NULL;
 	long long		 min;
+	int			 rc;
+
+	if (acc->oauth_grant != NULL &&
+	    strcmp(acc->oauth_grant, "client_credentials") == 0) {
+		tty_say(fd, "Getting an app-only token ...\n");
+		rc = oauth_token(acc, &token, err);
+		secret_free(token);
+	} else if (acc->oauth_grant == NULL ||
+	    strcmp(acc->oauth_grant, "device") == 0) {
+		if ((rc = oauth_device_start(acc, &d, err)) == 0) {
+			min = (d.deadline - now_ms() + 59999) / 60000;
+			snprintf(line, sizeof(line), "To sign in, open %s in a "
+			    "browser (on any device) and enter the code %s "
+			    "within %lld minute%s.\nWaiting for the sign-in "
+			    "...\n", d.uri, d.user_code, min,
+			    min == 1 ? "" : "s");
+			tty_say(fd, line);
+			rc = oauth_device_wait(acc, &d, err);
+			oauth_device_free(&d);
+		}
+	} else if ((rc = oauth_pkce_start(acc, &p, err)) == 0) {
+		tty_say(fd, "Open this address in a browser and sign in:\n\n");
+		tty_say(fd, p.url);
+		tty_say(fd, "\n\nThe browser then goes to an address that "
+		    "may not load; copy that whole address from its address "
+		    "bar.\nAddress (or the code in it): ");
+		if ((rc = tty_line(fd, answer, sizeof(answer), err)) == 0)
+			rc = oauth_pkce_finish(acc, &p, str_trim(answer),
+			    err);
+		explicit_bzero(answer, sizeof(answer));
+		oauth_pkce_free(&p);
+	}
+	if (rc == 0) {
+		snprintf(line, sizeof(line), "Signed in: the token is kept in "
+		    "%s.\n", acc->oauth_token_store);
+		tty_say(fd, line);
+	}
+	return rc;
+}
+
+/* Sign in with the candidate file's account. */
+static int
+sign_in(int fd, const char *tmp, char **store, struct error *err)
+{
+	struct cmdline		 cl;
+	struct account		 acc;
 	int			 rc;
 
 	*store = NULL;
@@ -1414,43 +1458,63 @@ sign_in(int fd, const char *tmp, char **store, struct error *err)
 	cl.conffile = tmp;
 	if (config_account(&cl, &acc, err) == -1)
 		return -1;
-	if (acc.oauth_grant != NULL &&
-	    strcmp(acc.oauth_grant, "client_credentials") == 0) {
-		tty_say(fd, "Getting an app-only token ...\n");
-		rc = oauth_token(&acc, &token, err);
-		secret_free(token);
-	} else if (acc.oauth_grant == NULL ||
-	    strcmp(acc.oauth_grant, "device") == 0) {
-		if ((rc = oauth_device_start(&acc, &d, err)) == 0) {
-			min = (d.deadline - now_ms() + 59999) / 60000;
-			snprintf(line, sizeof(line), "To sign in, open %s in a "
-			    "browser (on any device) and enter the code %s "
-			    "within %lld minute%s.\nWaiting for the sign-in "
-			    "...\n", d.uri, d.user_code, min,
-			    min == 1 ? "" : "s");
-			tty_say(fd, line);
-			rc = oauth_device_wait(&acc, &d, err);
-			oauth_device_free(&d);
-		}
-	} else if ((rc = oauth_pkce_start(&acc, &p, err)) == 0) {
-		tty_say(fd, "Open this address in a browser and sign in:\n\n");
-		tty_say(fd, p.url);
-		tty_say(fd, "\n\nThe browser then goes to an address that "
-		    "may not load; copy that whole address from its address "
-		    "bar.\nAddress (or the code in it): ");
-		if ((rc = tty_line(fd, answer, sizeof(answer), err)) == 0)
-			rc = oauth_pkce_finish(&acc, &p, str_trim(answer),
-			    err);
-		explicit_bzero(answer, sizeof(answer));
-		oauth_pkce_free(&p);
-	}
-	if (rc == 0) {
+	if ((rc = sign_in_account(fd, &acc, err)) == 0)
 		*store = xstrdup(acc.oauth_token_store);
-		snprintf(line, sizeof(line), "Signed in: the token is kept in "
-		    "%s.\n", acc.oauth_token_store);
-		tty_say(fd, line);
-	}
 	account_free(&acc);
+	return rc;
+}
+
+/*
+ * An account of the configuration as it is (-a, or the one whose from
+ * is ADDRESS) that already signs ADDRESS in with OAuth2: signing in
+ * again is all there is to do, after a revoked token, or as root for
+ * the system file's account of a setgid install, whose token store
+ * only root writes.  1 with *acc filled.
+ */
+static int
+existing_oauth(const struct cmdline *cl, struct account *acc)
+{
+	struct cmdline	 c = *cl;
+	struct error	 e;
+	const char	*addr = cl->setup_arg;
+
+	if (c.account == NULL)
+		c.from = addr;
+	if (config_account(&c, acc, &e) == -1)
+		return 0;
+	if (oauth_enabled(acc) && ((acc->user != NULL &&
+	    strcasecmp(acc->user, addr) == 0) || (acc->from != NULL &&
+	    strcasecmp(acc->from, addr) == 0)))
+		return 1;
+	account_free(acc);
+	return 0;
+}
+
+/* Sign the existing account in again, then test the login. */
+static int
+sign_in_again(int fd, struct account *acc, int *done, struct error *err)
+{
+	char	 q[PATH_MAX + 256], buf[ANSWER_MAX];
+	int	 rc;
+
+	*done = 0;
+	snprintf(q, sizeof(q), "Account %s of %s signs in with OAuth2. Sign "
+	    "in again (n: write a new configuration)? (y/n)", acc->name,
+	    acc->source);
+	if (tty_ask(fd, q, "y", buf, sizeof(buf), err) == -1)
+		return -1;
+	if (strcasecmp(buf, "y") != 0 && strcasecmp(buf, "yes") != 0)
+		return 0;
+	*done = 1;
+	if (sign_in_account(fd, acc, err) == -1)
+		return -1;
+	printf("Testing %s port %d as %s ...\n", acc->host, acc->port,
+	    acc->user != NULL ? acc->user : "");
+	fflush(stdout);
+	if ((rc = config_password(acc, err)) == 0)
+		rc = smtp_serverinfo(acc, stdout, err);
+	if (rc == 0)
+		printf("%s is unchanged.\n", acc->source);
 	return rc;
 }
 
@@ -1488,9 +1552,10 @@ int
 setup_configure(const struct cmdline *cl, struct error *err)
 {
 	struct answers	 a;
+	struct account	 acc;
 	const char	*address = cl->setup_arg, *name;
 	char		 path[PATH_MAX], tmp[PATH_MAX + 32], *store = NULL;
-	int		 fd, rc, replace;
+	int		 fd, rc, replace, done;
 
 	memset(&a, 0, sizeof(a));
 	a.address = address;
@@ -1513,6 +1578,14 @@ setup_configure(const struct cmdline *cl, struct error *err)
 	if ((fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)) == -1)
 		return error_set(err, EX_USAGE, "--configure asks questions "
 		    "and needs a terminal: /dev/tty: %s", strerror(errno));
+	if (existing_oauth(cl, &acc)) {
+		rc = sign_in_again(fd, &acc, &done, err);
+		account_free(&acc);
+		if (rc == -1 || done) {
+			close(fd);
+			return rc;
+		}
+	}
 	rc = ask_all(fd, &a, path, &replace, err);
 	if (rc == 0)
 		rc = make_dirs(path, err);

@@ -1,12 +1,14 @@
 #!/bin/bash
-# OAuth2 end to end: --configure through a pty against a local HTTPS
-# token endpoint (tests/oauth-endpoint: the device flow, refresh with
-# rotation, client credentials, PKCE, errors and faults), then sends
-# through the scripted relay, which takes only the token the endpoint
-# issued last (testsrv -O), so a send that got through carried the
-# fresh one.  Nothing secret in -v, the log file or /proc.
+# OAuth2 end to end: --configure through a pty, then sends, against a
+# local HTTPS token endpoint and the scripted relay.
 ASAN_TOO=1
 . tests/lib.sh
+
+# tests/oauth-endpoint plays the token endpoint (the device flow,
+# refresh with rotation, client credentials, PKCE, errors and faults);
+# the relay takes only the token the endpoint issued last (testsrv -O),
+# so a send that got through carried the fresh one.  Nothing secret may
+# show in -v, the log file or /proc.
 
 USER=alice@example.test
 EPD=$T/ep
@@ -224,20 +226,23 @@ check_eq "endpoint faults: every message kept" "$(queued)" 6
 check_eq "endpoint faults: store untouched" "$(field refresh_token)" \
     "$(echo "$SECRETS" | awk '{print $NF}')"
 
-# 7. Sign in again; a trickled, then a chunked answer are read whole.
+# 7. --configure again, as the error said: it only signs the account
+# in again (the file stays as it is); then a trickled and a chunked
+# answer are read whole.
 ctl "device=ok"
 relay again
+sum=$(md5sum <"$CONFIG")
 tests/oauth-pty "$T/again.tty" "$CERTS/ca.pem" \
-    "Replace it? (y/n) [n]: =y" "User name [$USER]: =" -- \
-    "$SMARTHOST" --configure "$USER" --provider=office365 \
-    --oauth-client-id=test-client --oauth-token-endpoint="$EP/token" \
-    --oauth-device-endpoint="$EP/devicecode" --host=127.0.0.1 \
-    --port="$PORT" --tls-starttls=off --tls-trust-file="$CERTS/ca.pem" \
-    --queue-dir="$T/queue" --dead-letter="$T/dead.letter" \
-    --logfile="$T/smarthost.log" --tls-session-cache=off
+    "Sign in again (n: write a new configuration)? (y/n) [y]: =" -- \
+    "$SMARTHOST" --configure "$USER" --port="$PORT"
 RC=$?
 wait "$SRV"
 check_eq "sign in again: exit 0" "$RC" 0
+check_grep "sign in again: names the account and file" \
+    "^Account default of $CONFIG signs in with OAuth2" "$T/again.tty"
+check_grep "sign in again: login tested" "^Authentication as $USER: works" \
+    "$T/again.tty"
+check_eq "sign in again: the file is unchanged" "$(md5sum <"$CONFIG")" "$sum"
 remember
 relay flush -n 2
 ctl "fault=trickle"
