@@ -1907,7 +1907,8 @@ account_derive(struct account *a, const struct settings *s,
 		a->dead_letter = concat3(c->home, "/dead.letter", "");
 	/* OAuth2: the system account's tokens where only the group reads. */
 	if (a->oauth_client_id != NULL && a->oauth_token_store == NULL) {
-		dir = c->privileged && a->system ? xstrdup(SPOOLDIR "/oauth") :
+		dir = c->privileged && a->system ?
+		    xstrdup(SPOOLDIR "/" OAUTH_SYSTEM_DIR) :
 		    xdg_path(c, "XDG_STATE_HOME", ".local/state",
 		    "smarthost/oauth");
 		a->oauth_token_store = dir != NULL ?

@@ -1066,8 +1066,9 @@ oauth_token(struct account *a, char **out, struct error *e)
 		form_add(&f, "scope", c.scope);
 	} else if (rc == 1 || old.refresh_token == NULL) {
 		rc = error_set(e, EX_TEMPFAIL, "account %s has no OAuth2 token "
-		    "in %s: sign in with smarthost --configure %s", a->name,
-		    s.path, configure_address(a));
+		    "in %s: %s smarthost --configure %s", a->name, s.path,
+		    s.writable ? "sign in with" : "root signs the system "
+		    "account in with", configure_address(a));
 		goto done;
 	} else {
 		trace("-- OAuth2: the access token %s; refreshing it",

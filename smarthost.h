@@ -428,6 +428,9 @@ struct oauth_pkce {		/* RFC 7636 */
 	char		*url;		/* for the browser */
 };
 
+/* The system account's token stores: this directory of the system queue. */
+#define OAUTH_SYSTEM_DIR	"oauth"
+
 int	 oauth_enabled(const struct account *);
 int	 oauth_norm(const char *, const char *, char **, const char **);
 int	 oauth_token(struct account *, char **, struct error *);
