@@ -303,6 +303,21 @@ cfg_secret(const struct account *a, struct oauth_cfg *c, struct error *e)
 	    a->oauth_client_secret_eval, &c->secret, e);
 }
 
+/* The secret, read only when a request is about to be made. */
+static int
+cfg_need_secret(const struct account *a, struct oauth_cfg *c,
+    struct error *e)
+{
+	if (c->secret == NULL && cfg_secret(a, c, e) == -1)
+		return -1;
+	if (strcmp(c->grant, "client_credentials") == 0 && c->secret == NULL)
+		return error_set(e, EX_CONFIG, "account %s: oauth_grant "
+		    "client_credentials needs the client secret: set "
+		    "oauth_client_secret, oauth_client_secret_file or "
+		    "oauth_client_secret_eval", a->name);
+	return 0;
+}
+
 static int
 cfg_load(const struct account *a, struct oauth_cfg *c, int secret,
     struct error *e)
@@ -342,17 +357,9 @@ cfg_load(const struct account *a, struct oauth_cfg *c, int secret,
 	    "oauth_device_endpoint", &c->device_url, e) == -1 ||
 	    endpoint(a, a->oauth_authorize_endpoint,
 	    "oauth_authorize_endpoint", &c->authorize_url, e) == -1 ||
-	    (secret && cfg_secret(a, c, e) == -1)) {
+	    (secret && cfg_need_secret(a, c, e) == -1)) {
 		cfg_free(c);
 		return -1;
-	}
-	if (secret && strcmp(c->grant, "client_credentials") == 0 &&
-	    c->secret == NULL) {
-		cfg_free(c);
-		return error_set(e, EX_CONFIG, "account %s: oauth_grant "
-		    "client_credentials needs the client secret: set "
-		    "oauth_client_secret, oauth_client_secret_file or "
-		    "oauth_client_secret_eval", a->name);
 	}
 	return 0;
 }
@@ -475,7 +482,9 @@ reply_error(const struct http_response *r, json_t *o, struct error *e)
 		    "grant: it was revoked, has expired or was used already"));
 		return OAUTH_INVALID_GRANT;
 	}
-	if (strcmp(code, "access_denied") == 0)
+	/* Microsoft says authorization_declined. */
+	if (strcmp(code, "access_denied") == 0 ||
+	    strcmp(code, "authorization_declined") == 0)
 		error_set(e, EX_NOPERM, WHY("the sign-in was declined"));
 	else if (strcmp(code, "expired_token") == 0)
 		error_set(e, EX_TEMPFAIL, WHY("the code expired before the "
@@ -1047,7 +1056,7 @@ oauth_token(struct account *a, char **out, struct error *e)
 
 	memset(&old, 0, sizeof(old));
 	memset(&t, 0, sizeof(t));
-	if (cfg_load(a, &c, 1, e) == -1)
+	if (cfg_load(a, &c, 0, e) == -1)
 		return -1;
 	if (store_open(a, &s, 1, e) == -1 ||
 	    (rc = store_load(&s, a, &old, e)) == -1) {
@@ -1061,6 +1070,8 @@ oauth_token(struct account *a, char **out, struct error *e)
 		*out = xstrdup(old.access_token);
 		goto done;
 	}
+	if ((rc = cfg_need_secret(a, &c, e)) == -1)
+		goto done;
 	if (strcmp(c.grant, "client_credentials") == 0) {
 		form_client(&f, &c, "client_credentials");
 		form_add(&f, "scope", c.scope);

@@ -1555,6 +1555,7 @@ setup_configure(const struct cmdline *cl, struct error *err)
 	struct account	 acc;
 	const char	*address = cl->setup_arg, *name;
 	char		 path[PATH_MAX], tmp[PATH_MAX + 32], *store = NULL;
+	size_t		 n;
 	int		 fd, rc, replace, done;
 
 	memset(&a, 0, sizeof(a));
@@ -1596,6 +1597,9 @@ setup_configure(const struct cmdline *cl, struct error *err)
 	if (rc == 0 && a.client_id[0] != '\0' &&
 	    sign_in(fd, tmp, &store, err) == -1) {
 		unlink(tmp);
+		n = strlen(err->msg);
+		snprintf(err->msg + n, sizeof(err->msg) - n, "; nothing was "
+		    "written");
 		rc = -1;
 	}
 	close(fd);

@@ -142,6 +142,36 @@ nosecret "two sends: -v trace" "$T/second.err" "$T/first.err" \
     "$T/third.err"
 nosecret "two sends: log file" "$T/smarthost.log"
 
+# Two runs at once with the token expired: the store's lock lets one
+# refresh; the other waits and takes the token it saved.
+relay together -n 2
+refreshes=$(count refresh_token ok)
+expire_in 10
+ctl "delay=1"
+send together1 &
+p1=$!
+sleep 0.3
+send together2 &
+p2=$!
+wait "$p1" "$p2"
+wait "$SRV"
+ctl ""
+check_eq "two runs at once: exactly one refresh" \
+    "$(($(count refresh_token ok) - refreshes))" 1
+check_eq "two runs at once: no refresh token refused" \
+    "$(grep -c 'invalid_grant' "$EPD/log")" 0
+check_eq "two runs at once: both delivered" \
+    "$(grep -c "^AUTHOK XOAUTH2 $USER" "$TR")" 2
+remember
+
+# OAUTHBEARER carries the same token.
+relay bearer -e "AUTH OAUTHBEARER,PIPELINING"
+send bearer --auth=oauthbearer
+wait "$SRV"
+check_eq "OAUTHBEARER: exit 0" "$RC" 0
+check_grep "OAUTHBEARER: the relay took the token" \
+    "^AUTHOK OAUTHBEARER $USER" "$TR"
+
 # 3. /proc shows nothing: a send that waits at the relay's greeting.
 printf 'greeting delay 1500\n' >"$T/slow.script"
 relay proc -s "$T/slow.script"
