@@ -201,8 +201,9 @@ oauth_norm(const char *name, const char *arg, char **out, const char **why)
 	} else if (strcmp(name, "oauth_tenant") == 0) {
 		*why = "use the tenant's ID or domain, or common, "
 		    "organizations or consumers";
-		if (strlen(arg) > 128 || strspn(arg, "abcdefghijklmnopqrstuvwxyz"
-		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") != strlen(arg))
+		if (strlen(arg) > 128 || strspn(arg, "abcdefghijklmnopqrstu"
+		    "vwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") !=
+		    strlen(arg))
 			return -1;
 	} else if (strcmp(name, "oauth_scope") == 0) {
 		*why = "use scopes separated by blanks, printable ASCII";
@@ -226,8 +227,8 @@ oauth_store_name(const char *dir, const char *account)
 
 	snprintf(p, n + len + 8, "%s/%s", dir, len > 0 ? account : "_");
 	for (i = n + 1; p[i] != '\0'; i++)
-		if (strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-		    "0123456789-_@+", p[i]) == NULL && !(p[i] == '.' &&
+		if (strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV"
+		    "WXYZ0123456789-_@+", p[i]) == NULL && !(p[i] == '.' &&
 		    i > n + 1))
 			p[i] = '_';
 	return p;
@@ -603,11 +604,11 @@ oauth_device_parse(const struct http_response *r, struct oauth_device *d,
 	}
 	if (r->status != 200 || o == NULL || json_object_get(o, "error")) {
 		if (r->status == 200 && o == NULL)
-			return error_set(e, EX_PROTOCOL, "the device endpoint's "
-			    "answer is not a JSON object");
+			return error_set(e, EX_PROTOCOL, "the device "
+			    "endpoint's answer is not a JSON object");
 		if (reply_error(r, o, e) != OAUTH_FAILED)
-			error_set(e, EX_PROTOCOL, "the device endpoint answered "
-			    "as if polled");
+			error_set(e, EX_PROTOCOL, "the device endpoint "
+			    "answered as if polled");
 		json_decref(o);
 		return -1;
 	}
@@ -1050,34 +1051,37 @@ oauth_token(struct account *a, char **out, struct error *e)
 	struct store		 s;
 	struct oauth_token	 old, t;
 	struct form		 f = { NULL, 0, 0 };
-	char			 d[32];
+	char			 d[32], why[sizeof(e->msg)];
+	const char		*who;
 	enum oauth_reply	 r;
-	int			 rc;
+	int			 rc = -1, loaded;
 
 	memset(&old, 0, sizeof(old));
 	memset(&t, 0, sizeof(t));
 	if (cfg_load(a, &c, 0, e) == -1)
 		return -1;
 	if (store_open(a, &s, 1, e) == -1 ||
-	    (rc = store_load(&s, a, &old, e)) == -1) {
-		rc = -1;
+	    (loaded = store_load(&s, a, &old, e)) == -1)
 		goto done;
-	}
-	if (rc == 0 && fresh(&old)) {
+	loaded = loaded == 0;
+	who = s.writable ? "sign in again with" : "root signs the system "
+	    "account in again with";
+	if (loaded && fresh(&old)) {
 		trace("-- OAuth2: access token from %s, expires in %s", s.path,
 		    duration(old.expires_at - (long long)time(NULL), d,
 		    sizeof(d)));
 		*out = xstrdup(old.access_token);
+		rc = 0;
 		goto done;
 	}
-	if ((rc = cfg_need_secret(a, &c, e)) == -1)
+	if (cfg_need_secret(a, &c, e) == -1)
 		goto done;
 	if (strcmp(c.grant, "client_credentials") == 0) {
 		form_client(&f, &c, "client_credentials");
 		form_add(&f, "scope", c.scope);
-	} else if (rc == 1 || old.refresh_token == NULL) {
-		rc = error_set(e, EX_TEMPFAIL, "account %s has no OAuth2 token "
-		    "in %s: %s smarthost --configure %s", a->name, s.path,
+	} else if (!loaded || old.refresh_token == NULL) {
+		error_set(e, EX_TEMPFAIL, "account %s has no OAuth2 token in "
+		    "%s: %s smarthost --configure %s", a->name, s.path,
 		    s.writable ? "sign in with" : "root signs the system "
 		    "account in with", configure_address(a));
 		goto done;
@@ -1091,20 +1095,16 @@ oauth_token(struct account *a, char **out, struct error *e)
 		form_add(&f, "scope", c.scope);
 	}
 	if ((r = token_request(a, &c, &f, &t, e)) != OAUTH_OK) {
-		if (r == OAUTH_INVALID_GRANT && old.refresh_token != NULL) {
-			char	 why[sizeof(e->msg)];
-
-			snprintf(why, sizeof(why), "%s", e->msg);
+		snprintf(why, sizeof(why), "%s", e->msg);
+		if (r == OAUTH_INVALID_GRANT && old.refresh_token != NULL)
 			error_set(e, EX_TEMPFAIL, "the OAuth2 refresh token of "
 			    "account %s was refused, so it was revoked or has "
-			    "expired: sign in again with smarthost "
-			    "--configure %s (%s)", a->name,
-			    configure_address(a), why);
-		} else if (r != OAUTH_FAILED)
+			    "expired: %s smarthost --configure %s (%s)",
+			    a->name, who, configure_address(a), why);
+		else if (r != OAUTH_FAILED && r != OAUTH_INVALID_GRANT)
 			error_set(e, EX_PROTOCOL, "the token endpoint answered "
 			    "a %s request as if it were a device code poll",
 			    c.grant);
-		rc = -1;
 		goto done;
 	}
 	keep_and_save(&s, a, &c, &old, &t);
@@ -1215,7 +1215,7 @@ oauth_device_wait(struct account *a, struct oauth_device *d,
 		}
 		sleep_ms((long long)d->interval * 1000);
 		r = token_request(a, &c, &f, &t, e);
-		/* RFC 8628 3.5: 5 seconds more for this and every later poll. */
+		/* RFC 8628 3.5: 5 s more for this and every later poll. */
 		if (r == OAUTH_SLOW_DOWN)
 			d->interval += 5;
 		trace("-- OAuth2: device flow: %s", r == OAUTH_PENDING ?

@@ -267,7 +267,8 @@ static const struct provider providers[] = {
  * Apps" and "Gmail IMAP/SMTP XOAUTH2" pages.  Google allows no device
  * flow for the mail scope: code with PKCE, pasted back.
  */
-#define MS_LOGIN	"https://login.microsoftonline.com/{tenant}/oauth2/v2.0/"
+#define MS_LOGIN	\
+	"https://login.microsoftonline.com/{tenant}/oauth2/v2.0/"
 #define MS_SMTP_SCOPE	"https://outlook.office.com/SMTP.Send offline_access"
 
 static const struct oauth_preset oauth_presets[] = {

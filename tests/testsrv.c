@@ -12,9 +12,10 @@
  * tests); AUTH is GNU SASL's server side plus XOAUTH2 and OAUTHBEARER
  * written here (with -O, the bearer token must be one of a file's
  * lines, re-read at each AUTH: the OAuth2 tests' token endpoint writes
- * it, so a stale token is refused).  Replies are queued and written the way Postfix does:
- * only when no complete command is left in the input buffer, so a
- * pipelined client flight gets one write of all its replies.
+ * it, so a stale token is refused).  Replies are queued and written
+ * the way Postfix does: only when no complete command is left in the
+ * input buffer, so a pipelined client flight gets one write of all its
+ * replies.
  */
 
 #include <sys/types.h>
@@ -152,7 +153,7 @@ struct caps {
 struct config {
 	const char	*addr, *port, *portfile, *cert, *key, *cafile;
 	const char	*script, *tfile, *dir;
-	const char	*tokens;	/* -O: valid bearer tokens, a line each */
+	const char	*tokens;	/* -O: bearer tokens, a line each */
 	char		*greeting;
 	int		 implicit;
 	mbedtls_ssl_protocol_version tlsmin, tlsmax;

@@ -146,8 +146,8 @@ test_tokens(void)
 	    "token: expires_at from expires_in");
 	oauth_token_free(&t);
 
-	r = resp(200, "{\"token_type\":\"bearer\",\"access_token\":\"ya29.a-b_c\","
-	    "\"expires_in\":\"3599\"}");
+	r = resp(200, "{\"token_type\":\"bearer\","
+	    "\"access_token\":\"ya29.a-b_c\",\"expires_in\":\"3599\"}");
 	CHECK_INT(oauth_token_parse(&r, &t, &e), OAUTH_OK,
 	    "token: expires_in as a string (Microsoft v1)");
 	CHECK(t.refresh_token == NULL, "token: no refresh token");
