@@ -390,6 +390,25 @@ check_grep "PKCE, forged state: refused" 'not from this sign-in' \
 check "PKCE, forged state: no file written" \
     test ! -e "$T/home-s/.config/smarthost/config"
 
+# Without a client ID the preset's OAuth2 question leads back to the
+# password.
+mkdir -p "$T/home-p"
+SRVUSER=bob@gmail.com:app-password testsrv nooauth -T \
+    -c "$CERTS/server.pem" -k "$CERTS/server.key" -e "AUTH PLAIN"
+HOME=$T/home-p tests/oauth-pty "$T/nooauth.tty" "$CERTS/ca.pem" \
+    "User name [bob@gmail.com]: =" "empty for a password: =" \
+    "Password (not shown): =app-password" -- \
+    "$SMARTHOST" --configure bob@gmail.com --host=127.0.0.1 \
+    --port="$PORT" --tls-trust-file="$CERTS/ca.pem" \
+    --tls-session-cache=off
+RC=$?
+wait "$SRV"
+check_eq "no client ID: exit 0" "$RC" 0
+check_grep "no client ID: the password went into the file" \
+    '^password app-password$' "$T/home-p/.config/smarthost/config"
+check_nogrep "no client ID: no oauth lines" '^oauth' \
+    "$T/home-p/.config/smarthost/config"
+
 # 10. The device flow's ends: declined, and expired.
 device_fails() {	# NAME CTL... : configure in HOME=$T/home-NAME
 	local name=$1; shift
