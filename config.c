@@ -2588,7 +2588,9 @@ print_value(FILE *fp, const struct account *a, enum dir d)
 	size_t		 i;
 
 	/* The system file's command may hold the password itself. */
-	if (d == D_PASSWORDEVAL && a->passwordeval != NULL && a->system &&
+	if (((d == D_PASSWORDEVAL && a->passwordeval != NULL) ||
+	    (d == D_OAUTH_CLIENT_SECRET_EVAL &&
+	    a->oauth_client_secret_eval != NULL)) && a->system &&
 	    priv_restricted()) {
 		fputs("<set, in the system file>", fp);
 		return;
