@@ -18,7 +18,7 @@ CC	?= cc
 CFLAGS	?= -O2 -g
 PKG_CONFIG ?= pkg-config
 
-PKGS	 = mbedtls mbedx509 mbedcrypto libgsasl
+PKGS	 = mbedtls mbedx509 mbedcrypto libgsasl jansson
 WARN	 = -Wall -Wextra -Wshadow -Wformat=2 -Wconversion -Wno-sign-conversion \
 	   -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
 	   -Wundef -Wvla
@@ -31,7 +31,7 @@ ALLLDFLAGS = -pie -Wl,-z,relro,-z,now $(LDFLAGS)
 
 SRCS	 = sendmail.c config.c secret.c message.c deliver.c notice.c net.c \
 	   tls.c auth.c smtp.c log.c queue.c bsmtp.c providers.c setup.c \
-	   priv.c
+	   priv.c oauth.c http.c
 LIBSRCS	 = $(filter-out sendmail.c,$(SRCS))
 UNITS	 = $(patsubst tests/%.c,%,$(wildcard tests/unit_*.c))
 

@@ -61,6 +61,11 @@ enum dir {
 	D_TLS_HOST_OVERRIDE, D_TLS_MIN_VERSION, D_TLS_LEGACY_CIPHERS,
 	D_TLS_CERTCHECK, D_TLS_SESSION_CACHE, D_TIMEOUT, D_DOMAIN, D_SOURCE_IP,
 	D_AUTH, D_USER, D_PASSWORD, D_PASSWORDEVAL,
+	/* OAuth2 (oauth.c), together: config_print shows them as a block */
+	D_OAUTH_GRANT, D_OAUTH_CLIENT_ID, D_OAUTH_CLIENT_SECRET,
+	D_OAUTH_CLIENT_SECRET_FILE, D_OAUTH_CLIENT_SECRET_EVAL, D_OAUTH_TENANT,
+	D_OAUTH_SCOPE, D_OAUTH_TOKEN_ENDPOINT, D_OAUTH_DEVICE_ENDPOINT,
+	D_OAUTH_AUTHORIZE_ENDPOINT, D_OAUTH_REDIRECT_URI, D_OAUTH_TOKEN_STORE,
 	D_FROM, D_ALLOW_FROM_OVERRIDE, D_REWRITE_LOCAL_SENDERS,
 	D_FROM_FULL_NAME, D_SET_FROM_HEADER, D_SET_DATE_HEADER,
 	D_SET_MSGID_HEADER, D_REMOVE_BCC_HEADERS, D_ALIASES, D_MAILDOMAIN,
@@ -94,7 +99,8 @@ enum vtype {
 	V_BYTES,	/* N[kMG], 0 = no limit */
 	V_CACHE,	/* FILE|off */
 	V_LOGFILE,	/* FILE|- */
-	V_SYSLOG
+	V_SYSLOG,
+	V_OAUTH		/* checked by oauth.c */
 };
 
 /*
@@ -134,6 +140,18 @@ static const char *const names[D_COUNT + 1] = {
 	[D_USER] = "user",
 	[D_PASSWORD] = "password",
 	[D_PASSWORDEVAL] = "passwordeval",
+	[D_OAUTH_GRANT] = "oauth_grant",
+	[D_OAUTH_CLIENT_ID] = "oauth_client_id",
+	[D_OAUTH_CLIENT_SECRET] = "oauth_client_secret",
+	[D_OAUTH_CLIENT_SECRET_FILE] = "oauth_client_secret_file",
+	[D_OAUTH_CLIENT_SECRET_EVAL] = "oauth_client_secret_eval",
+	[D_OAUTH_TENANT] = "oauth_tenant",
+	[D_OAUTH_SCOPE] = "oauth_scope",
+	[D_OAUTH_TOKEN_ENDPOINT] = "oauth_token_endpoint",
+	[D_OAUTH_DEVICE_ENDPOINT] = "oauth_device_endpoint",
+	[D_OAUTH_AUTHORIZE_ENDPOINT] = "oauth_authorize_endpoint",
+	[D_OAUTH_REDIRECT_URI] = "oauth_redirect_uri",
+	[D_OAUTH_TOKEN_STORE] = "oauth_token_store",
 	[D_FROM] = "from",
 	[D_ALLOW_FROM_OVERRIDE] = "allow_from_override",
 	[D_REWRITE_LOCAL_SENDERS] = "rewrite_local_senders",
@@ -194,6 +212,31 @@ static const struct directive dirs[D_COUNT] = {
 	[D_PASSWORD] = { V_SECRET, 0, offsetof(struct account, password) },
 	[D_PASSWORDEVAL] = { V_TEXT, S_DEST,
 	    offsetof(struct account, passwordeval) },
+	/* Each could send the system account's tokens or secret elsewhere. */
+	[D_OAUTH_GRANT] = { V_OAUTH, S_DEST,
+	    offsetof(struct account, oauth_grant) },
+	[D_OAUTH_CLIENT_ID] = { V_OAUTH, S_DEST,
+	    offsetof(struct account, oauth_client_id) },
+	[D_OAUTH_CLIENT_SECRET] = { V_SECRET, S_PASSWORD,
+	    offsetof(struct account, oauth_client_secret) },
+	[D_OAUTH_CLIENT_SECRET_FILE] = { V_FILE, S_DEST,
+	    offsetof(struct account, oauth_client_secret_file) },
+	[D_OAUTH_CLIENT_SECRET_EVAL] = { V_TEXT, S_DEST,
+	    offsetof(struct account, oauth_client_secret_eval) },
+	[D_OAUTH_TENANT] = { V_OAUTH, S_DEST,
+	    offsetof(struct account, oauth_tenant) },
+	[D_OAUTH_SCOPE] = { V_OAUTH, S_DEST,
+	    offsetof(struct account, oauth_scope) },
+	[D_OAUTH_TOKEN_ENDPOINT] = { V_OAUTH, S_DEST,
+	    offsetof(struct account, oauth_token_endpoint) },
+	[D_OAUTH_DEVICE_ENDPOINT] = { V_OAUTH, S_DEST,
+	    offsetof(struct account, oauth_device_endpoint) },
+	[D_OAUTH_AUTHORIZE_ENDPOINT] = { V_OAUTH, S_DEST,
+	    offsetof(struct account, oauth_authorize_endpoint) },
+	[D_OAUTH_REDIRECT_URI] = { V_OAUTH, S_DEST,
+	    offsetof(struct account, oauth_redirect_uri) },
+	[D_OAUTH_TOKEN_STORE] = { V_FILE, S_DEST,
+	    offsetof(struct account, oauth_token_store) },
 	[D_FROM] = { V_FROM, S_SENDER, offsetof(struct account, from) },
 	[D_ALLOW_FROM_OVERRIDE] = { V_BOOL, S_SENDER,
 	    offsetof(struct account, allow_from_override) },
@@ -855,7 +898,8 @@ value_norm(const struct ctx *c, enum dir d, const char *arg, char **out,
 
 	/* The caller's HOME must not choose whom the system account trusts. */
 	if ((d == D_TLS_TRUST_FILE || d == D_TLS_CERT_FILE ||
-	    d == D_TLS_KEY_FILE) && c->restricted && c->in_system &&
+	    d == D_TLS_KEY_FILE || d == D_OAUTH_TOKEN_STORE) &&
+	    c->restricted && c->in_system &&
 	    arg[0] == '~') {
 		*why = "~ would be the home of whoever runs smarthost, which "
 		    "is installed setgid: write the full path";
@@ -936,6 +980,8 @@ value_norm(const struct ctx *c, enum dir d, const char *arg, char **out,
 		return norm_file(c, arg, out, why);
 	case V_SYSLOG:
 		return norm_syslog(arg, out, why);
+	case V_OAUTH:
+		return oauth_norm(names[d], arg, out, why);
 	case V_RELAYHOST:
 	case V_PROVIDER:
 		break;
@@ -1239,7 +1285,7 @@ parse_line(struct parser *p, char *line, struct error *err)
 		return unknown_directive(p, word, err);
 	if (p->cur == NULL && start_implicit(p, err) == -1)
 		return -1;
-	if (d == D_PASSWORD && *arg != '\0')
+	if ((d == D_PASSWORD || d == D_OAUTH_CLIENT_SECRET) && *arg != '\0')
 		p->password = 1;
 	return directive_apply(p->ctx, p->cur, d, arg, p->where, EX_CONFIG,
 	    err);
@@ -1848,6 +1894,11 @@ over_apply(const struct ctx *c, struct settings *s,
 		if ((d = directive_index(cl->over[i].name)) == -1)
 			return error_set(err, EX_USAGE, "unknown option %s",
 			    opt);
+		if (d == D_OAUTH_CLIENT_SECRET)
+			return error_set(err, EX_USAGE, "there is no %s: every "
+			    "user can read the command line; use "
+			    "--oauth-client-secret-file or "
+			    "--oauth-client-secret-eval", opt);
 		if (c->restricted && dirs[d].sensitive)
 			return restricted_error(opt, dirs[d].sensitive,
 			    EX_USAGE, err);
@@ -1999,10 +2050,13 @@ static void
 account_derive(struct account *a, const struct settings *s,
     const struct ctx *c)
 {
+	char	*dir;
+
 	if (a->port == 0)
 		a->port = !a->tls ? 25 : a->starttls ? 587 : 465;
 	if (!is_set(s, D_AUTH) && a->user != NULL)
-		a->auth = xstrdup("on");
+		a->auth = xstrdup(a->oauth_client_id != NULL ? "XOAUTH2" :
+		    "on");
 	/*
 	 * A session of the system account in a file the caller can write:
 	 * theirs to forge (its peer certificate and verify result are
@@ -2026,6 +2080,16 @@ account_derive(struct account *a, const struct settings *s,
 		a->queue_dir = user_queue(c);
 	if (a->dead_letter == NULL && c->home != NULL)
 		a->dead_letter = concat3(c->home, "/dead.letter", "");
+	/* OAuth2: the system account's tokens where only the group reads. */
+	if (a->oauth_client_id != NULL && a->oauth_token_store == NULL) {
+		dir = c->privileged && a->system ?
+		    xstrdup(SPOOLDIR "/" OAUTH_SYSTEM_DIR) :
+		    xdg_path(c, "XDG_STATE_HOME", ".local/state",
+		    "smarthost/oauth");
+		a->oauth_token_store = dir != NULL ?
+		    oauth_store_name(dir, a->name) : NULL;
+		free(dir);
+	}
 	if (!is_set(s, D_SYSLOG) && geteuid() == 0 && a->logfile == NULL) {
 		a->syslog = 1;
 		a->syslog_facility = LOG_MAIL;
@@ -2102,6 +2166,21 @@ preset_apply(struct settings *s, struct error *err)
 	preset_put(s, D_PORT, port);
 	preset_put(s, D_TLS_STARTTLS, p.starttls ? "on" : "off");
 	preset_put(s, D_USER, p.user);
+	/* OAuth2: the provider's endpoints and scope for the client given. */
+	if (is_set(s, D_OAUTH_CLIENT_ID) && p.oauth != NULL) {
+		preset_put(s, D_OAUTH_GRANT, p.oauth->grant);
+		preset_put(s, D_OAUTH_TENANT, p.oauth->tenant);
+		preset_put(s, D_OAUTH_SCOPE, is_set(s, D_OAUTH_GRANT) &&
+		    strcmp(s->val[D_OAUTH_GRANT],
+		    "client_credentials") == 0 ? p.oauth->app_scope :
+		    p.oauth->scope);
+		preset_put(s, D_OAUTH_TOKEN_ENDPOINT, p.oauth->token_endpoint);
+		preset_put(s, D_OAUTH_DEVICE_ENDPOINT,
+		    p.oauth->device_endpoint);
+		preset_put(s, D_OAUTH_AUTHORIZE_ENDPOINT,
+		    p.oauth->authorize_endpoint);
+		preset_put(s, D_AUTH, p.oauth->auth);
+	}
 	if (!is_set(s, D_USER))
 		return 0;
 	preset_put(s, D_AUTH, p.auth);
@@ -2310,7 +2389,9 @@ print_value(FILE *fp, const struct account *a, enum dir d)
 	size_t		 i;
 
 	/* The system file's command may hold the password itself. */
-	if (d == D_PASSWORDEVAL && a->passwordeval != NULL && a->system &&
+	if (((d == D_PASSWORDEVAL && a->passwordeval != NULL) ||
+	    (d == D_OAUTH_CLIENT_SECRET_EVAL &&
+	    a->oauth_client_secret_eval != NULL)) && a->system &&
 	    priv_restricted()) {
 		fputs("<set, in the system file>", fp);
 		return;
@@ -2341,7 +2422,8 @@ print_value(FILE *fp, const struct account *a, enum dir d)
 		fputs(syslog_string(a), fp);
 		return;
 	case V_SECRET:
-		fputs(a->password != NULL ? "<set>" : "<not set>", fp);
+		fputs(*(char *const *)field(a, d) != NULL ? "<set>" :
+		    "<not set>", fp);
 		return;
 	case V_FINGERPRINT:
 		if (!a->has_fingerprint)
@@ -2371,7 +2453,9 @@ config_print(FILE *fp, const struct account *a)
 	for (d = 0; d < D_COUNT; d++) {
 		/* No preset in use: the line would only be noise. */
 		if (d == D_RELAYHOST ||
-		    (d == D_PROVIDER && a->provider == NULL))
+		    (d == D_PROVIDER && a->provider == NULL) ||
+		    (d >= D_OAUTH_GRANT && d <= D_OAUTH_TOKEN_STORE &&
+		    !oauth_enabled(a)))
 			continue;
 		fprintf(fp, "%s ", names[d]);
 		print_value(fp, a, d);
@@ -2390,7 +2474,7 @@ account_free(struct account *a)
 		switch (dirs[d].type) {
 		case V_TEXT: case V_SECRET: case V_NAME: case V_FILE:
 		case V_TRUST: case V_AUTH: case V_FROM: case V_DSN_NOTIFY:
-		case V_DSN_RETURN: case V_CACHE: case V_LOGFILE:
+		case V_DSN_RETURN: case V_CACHE: case V_LOGFILE: case V_OAUTH:
 			secret_free(*str_field(a, d));
 			break;
 		default:

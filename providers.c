@@ -337,6 +337,75 @@ static const struct provider providers[] = {
 
 #define NPROVIDERS	(sizeof(providers) / sizeof(providers[0]))
 
+/*
+ * OAuth2 (oauth.c): endpoints and scopes for the providers whose SMTP
+ * takes XOAUTH2.  Users bring their own client registration
+ * (smarthost.conf(5), OAUTH2); no client id is shipped.  Endpoints and
+ * scopes checked against Microsoft's "Authenticate an IMAP, POP or SMTP
+ * connection using OAuth" and Google's "OAuth 2.0 for iOS & Desktop
+ * Apps" and "Gmail IMAP/SMTP XOAUTH2" pages.  Google allows no device
+ * flow for the mail scope: code with PKCE, pasted back.
+ */
+#define MS_LOGIN	\
+	"https://login.microsoftonline.com/{tenant}/oauth2/v2.0/"
+#define MS_SMTP_SCOPE	"https://outlook.office.com/SMTP.Send offline_access"
+
+static const struct oauth_preset oauth_presets[] = {
+	{ "office365", "device", "organizations", MS_SMTP_SCOPE,
+	    "https://outlook.office365.com/.default", MS_LOGIN "token",
+	    MS_LOGIN "devicecode", MS_LOGIN "authorize", NULL, "XOAUTH2", 0,
+	    "needed: basic authentication for SMTP AUTH is off for new "
+	    "tenants, and by default for existing ones from the end of "
+	    "December 2026 (MC786329)" },
+	{ "outlook", "device", "consumers", MS_SMTP_SCOPE, NULL,
+	    MS_LOGIN "token", MS_LOGIN "devicecode", MS_LOGIN "authorize",
+	    NULL, "XOAUTH2", 0,
+	    "needed: Outlook.com has refused passwords in other mail "
+	    "programs since 16 September 2024" },
+	{ "gmail", "authorization_code", NULL, "https://mail.google.com/",
+	    NULL, "https://oauth2.googleapis.com/token", NULL,
+	    "https://accounts.google.com/o/oauth2/v2/auth",
+	    "access_type=offline&prompt=consent", "XOAUTH2", 1,
+	    "or an app password (with 2-Step Verification); the account "
+	    "password alone is refused (Gmail since 30 May 2022, Google "
+	    "Workspace since May 2025)" },
+};
+
+#define NOAUTH	(sizeof(oauth_presets) / sizeof(oauth_presets[0]))
+
+/*
+ * Microsoft's refusals of password logins (MC786329): "535 5.7.139
+ * Authentication unsuccessful, basic authentication is disabled",
+ * "550 5.7.30 Basic authentication is not supported for Client
+ * Submission", and 5.7.139 for SMTP AUTH disabled in the tenant.
+ */
+#define MS_AUTH_MATCH	"5.7.139|5.7.30|basic authentication|BasicAuthBlocked"
+#define MS_AUTH_HINT							\
+	"Microsoft refused SMTP AUTH: either the tenant (or the mailbox) "  \
+	"has SMTP AUTH disabled, which an administrator changes with "	\
+	"Set-TransportConfig or Set-CASMailbox "			\
+	"-SmtpClientAuthenticationDisabled $false, or it allows no "	\
+	"password (basic authentication: off for new tenants, and by "	\
+	"default for existing ones from the end of December 2026, "	\
+	"MC786329); use OAuth2: smarthost --configure ADDRESS "		\
+	"--provider=office365 --oauth-client-id=ID (smarthost.conf(5), "  \
+	"OAUTH2)"
+
+static const struct hint oauth_hints[] = {
+	{ MS_AUTH_MATCH, MS_AUTH_HINT },
+};
+
+static const struct oauth_preset *
+oauth_find(const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < NOAUTH; i++)
+		if (strcmp(oauth_presets[i].provider, name) == 0)
+			return &oauth_presets[i];
+	return NULL;
+}
+
 /* Is word one of the blank-separated words of list (any case)? */
 static int
 word_in(const char *word, const char *list)
@@ -432,6 +501,7 @@ preset_fill(struct preset *p, const struct provider *r, const char *name)
 	p->user = r->user;
 	p->note = r->note;
 	p->source = r->source;
+	p->oauth = oauth_find(r->name);
 }
 
 int
@@ -508,6 +578,13 @@ provider_hint(const char *provider, const char *reply_text)
 	if (provider == NULL || reply_text == NULL ||
 	    (r = row_find(provider)) == NULL)
 		return NULL;
+	/* Microsoft's: the tenant's SMTP AUTH setting, and OAuth2. */
+	if (strcmp(r->name, "office365") == 0 ||
+	    strcmp(r->name, "outlook") == 0)
+		for (i = 0; i < sizeof(oauth_hints) / sizeof(oauth_hints[0]);
+		    i++)
+			if (text_matches(reply_text, oauth_hints[i].match))
+				return oauth_hints[i].text;
 	for (i = 0; i < HINTS_MAX && r->hints[i].match != NULL; i++)
 		if (text_matches(reply_text, r->hints[i].match))
 			return r->hints[i].text;
@@ -537,6 +614,9 @@ providers_list(FILE *fp)
 			fprintf(fp, "%12s also: %s\n", "", r->aliases);
 		if (r->domains[0] != '\0')
 			fprintf(fp, "%12s domains: %s\n", "", r->domains);
+		if (oauth_find(r->name) != NULL)
+			fprintf(fp, "%12s oauth2: %s\n", "",
+			    oauth_find(r->name)->required);
 		fprintf(fp, "%12s source: %s\n", "", r->source);
 	}
 }

@@ -1135,8 +1135,9 @@ scan_fd(int dfd, const char *dir, char ***ids, size_t *n, struct error *e)
 }
 
 /*
- * ".", "..", our temporary files and status files.  A status file whose
- * entry is gone (a crash inside queue_done) is removed.
+ * ".", "..", our temporary files, status files and the directory of
+ * the system account's OAuth2 tokens.  A status file whose entry is
+ * gone (a crash inside queue_done) is removed.
  */
 static int
 scan_ours(int dfd, const char *name)
@@ -1145,7 +1146,8 @@ scan_ours(int dfd, const char *name)
 	struct stat	 st;
 	size_t		 len = strlen(name);
 
-	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
+	    strcmp(name, OAUTH_SYSTEM_DIR) == 0)	/* oauth.c's */
 		return 1;
 	if (strncmp(name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0) {
 		scan_stale(dfd, name);

@@ -401,6 +401,9 @@ secret_fetch(const struct account *a, struct cred *cr, struct error *err)
 	if (a->auth == NULL || cr->password != NULL ||
 	    !secret_needs_password(a->auth))
 		return 0;
+	/* OAuth2 built in: a fresh access token is the password. */
+	if (oauth_enabled(a))
+		return oauth_token(a, &cr->password, err);
 	/* It would run in the caller's name, for the caller to watch. */
 	if (a->passwordeval != NULL && a->system && priv_restricted())
 		return error_set(err, EX_CONFIG, "passwordeval of account %s "
@@ -442,4 +445,32 @@ secret_clear(struct cred *cr)
 {
 	secret_free(cr->password);
 	cr->password = NULL;
+}
+
+/*
+ * A secret other than the password, from a file or a command, read as
+ * the password would be (oauth.c: oauth_client_secret_file, _eval).
+ */
+int
+secret_read(const struct account *a, const char *file, const char *cmd,
+    char **out, struct error *err)
+{
+	struct account	 t = *a;
+	char		 msg[sizeof(err->msg)];
+	int		 rc;
+
+	if (cmd == NULL) {
+		if ((rc = secret_file(file, out, err)) == 1)
+			return error_set(err, EX_CONFIG, "cannot read %s: %s",
+			    file, strerror(ENOENT));
+		return rc;
+	}
+	t.passwordeval = (char *)cmd;
+	if ((rc = eval_run(&t, out, err)) == -1 &&
+	    strncmp(err->msg, "passwordeval ", 13) == 0) {
+		snprintf(msg, sizeof(msg), "%s", err->msg + 13);
+		error_set(err, err->code, "oauth_client_secret_eval: the %s",
+		    msg);
+	}
+	return rc;
 }

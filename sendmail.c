@@ -348,7 +348,8 @@ help(void)
 	    "  --DIRECTIVE=VALUE   any configuration directive, e.g. "
 	    "--host=, --port=:\n   ");
 	for (d = config_directives(); *d != NULL; d++) {
-		if (strcmp(*d, "password") == 0)
+		if (strcmp(*d, "password") == 0 ||
+		    strcmp(*d, "oauth_client_secret") == 0)
 			continue;	/* never on the command line */
 		if (col > 60) {
 			printf("\n   ");
@@ -394,6 +395,7 @@ pretend(const struct cmdline *cl, struct account *a)
 	if (message_read(STDIN_FILENO, -1, cl, a, &m, &e) == -1)
 		die(&e);
 	config_print(stdout, a);
+	oauth_state(stdout, a);		/* the token's state, not the token */
 	printf("envelope sender: <%s>\n", m.sender);
 	for (i = 0; i < m.nrcpts; i++)
 		printf("recipient: <%s>\n", m.rcpts[i].addr);
@@ -492,7 +494,7 @@ main(int argc, char *argv[])
 			die(&e);
 		goto done;
 	case MODE_CONFIGURE:
-		if (setup_configure(cl.setup_arg, &e) == -1)
+		if (setup_configure(&cl, &e) == -1)
 			die(&e);
 		goto done;
 	case MODE_QUEUE_RUN:
@@ -531,6 +533,7 @@ main(int argc, char *argv[])
 			die(&e);
 		}
 		secret_clear(&cr);
+		oauth_state(stdout, &a);	/* OAuth2: never the token */
 		break;
 	default:
 		rc = deliver_message(&cl, &a, STDIN_FILENO);

@@ -10,7 +10,9 @@
  * --configure asks for what a preset does not know, proves the answers
  * by connecting and authenticating, and only then writes the user's
  * configuration file (for root, the system one unless it asks for its
- * own).
+ * own).  With an OAuth2 client it signs the user in first (oauth.c: the
+ * device flow, or a code pasted back), so the token store holds a
+ * refresh token before the login is tested.
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -1126,6 +1128,7 @@ setup_import(const char *dir, const char *path, struct error *err)
  */
 struct answers {
 	const char	*address;
+	const struct cmdline *cl;	/* --directive=value: into the file */
 	int		 preset;	/* p is filled */
 	struct preset	 p;
 	char		 host[256];
@@ -1134,6 +1137,8 @@ struct answers {
 	char		 trust[ANSWER_MAX];
 	char		 user[ANSWER_MAX];
 	char		 password[ANSWER_MAX];	/* wiped */
+	char		 client_id[ANSWER_MAX];	/* OAuth2, or "" */
+	char		 secret[ANSWER_MAX];	/* wiped */
 };
 
 /*
@@ -1313,6 +1318,29 @@ ask_relay(int fd, struct answers *a, struct error *err)
 	    "system", a->trust, sizeof(a->trust), err);
 }
 
+/* The OAuth2 client, then the directives given on the command line. */
+static void
+answers_print_oauth(FILE *fp, const struct answers *a, int hide)
+{
+	static const char *const asked[] = { "provider", "user", "from",
+	    "oauth_client_id", NULL };
+	size_t	 i, j;
+
+	if (a->client_id[0] != '\0')
+		print_directive(fp, "oauth_client_id", a->client_id);
+	if (a->secret[0] != '\0')
+		print_directive(fp, "oauth_client_secret", hide ? "<hidden>" :
+		    a->secret);
+	for (i = 0; a->cl != NULL && i < a->cl->nover; i++) {
+		for (j = 0; asked[j] != NULL &&
+		    strcmp(asked[j], a->cl->over[i].name) != 0; j++)
+			;
+		if (asked[j] == NULL)
+			print_directive(fp, a->cl->over[i].name,
+			    a->cl->over[i].value);
+	}
+}
+
 static void
 answers_print(FILE *fp, const struct answers *a, int hide)
 {
@@ -1328,8 +1356,11 @@ answers_print(FILE *fp, const struct answers *a, int hide)
 			print_directive(fp, "tls_trust_file", a->trust);
 	}
 	print_directive(fp, "user", a->user);
-	print_directive(fp, "password", hide ? "<hidden>" : a->password);
+	if (a->client_id[0] == '\0')
+		print_directive(fp, "password", hide ? "<hidden>" :
+		    a->password);
 	print_directive(fp, "from", a->address);
+	answers_print_oauth(fp, a, hide);
 }
 
 /* $XDG_CONFIG_HOME/smarthost/config, else ~/.config/smarthost/config. */
@@ -1436,6 +1467,7 @@ candidate_test(const struct answers *a, const char *tmp, struct error *err)
 	    acc.user != NULL ? acc.user : "");
 	fflush(stdout);
 	memset(&cr, 0, sizeof(cr));
+	/* An OAuth2 account's token comes from the store just filled. */
 	rc = acc.auth != NULL ? secret_get(&acc, &cr, err) : 0;
 	if (rc == 0)
 		rc = smtp_serverinfo(&acc, &cr, stdout, err);
@@ -1485,6 +1517,184 @@ candidate_install(const char *tmp, const char *path, int replace,
 	return 0;
 }
 
+/* The last --NAME=VALUE of the command line, or NULL. */
+static const char *
+over_value(const struct cmdline *cl, const char *name)
+{
+	const char	*v = NULL;
+	size_t		 i;
+
+	for (i = 0; cl != NULL && i < cl->nover; i++)
+		if (strcmp(cl->over[i].name, name) == 0)
+			v = cl->over[i].value;
+	return v;
+}
+
+/*
+ * OAuth2: the client of the user's own app registration, given as
+ * --oauth-client-id or asked for where the preset knows OAuth2; its
+ * secret where the grant needs one and no file or command gives it.
+ */
+static int
+ask_oauth(int fd, struct answers *a, struct error *err)
+{
+	const struct oauth_preset *op = a->preset ? a->p.oauth : NULL;
+	const char	*id = over_value(a->cl, "oauth_client_id");
+	const char	*grant = over_value(a->cl, "oauth_grant");
+
+	if (id != NULL)
+		snprintf(a->client_id, sizeof(a->client_id), "%s", id);
+	else if (op != NULL) {
+		tty_say(fd, "OAuth2 client ID of your app registration "
+		    "(smarthost.conf(5), OAUTH2), empty for a password: ");
+		if (tty_line(fd, a->client_id, sizeof(a->client_id),
+		    err) == -1)
+			return -1;
+	}
+	if (a->client_id[0] == '\0')
+		return 0;
+	if (grant == NULL && op != NULL)
+		grant = op->grant;
+	if (over_value(a->cl, "oauth_client_secret_file") != NULL ||
+	    over_value(a->cl, "oauth_client_secret_eval") != NULL ||
+	    ((op == NULL || !op->needs_secret) && (grant == NULL ||
+	    strcmp(grant, "client_credentials") != 0)))
+		return 0;
+	return tty_password(fd, "Client secret (not shown): ", a->secret,
+	    sizeof(a->secret), err);
+}
+
+/*
+ * Sign in with the candidate's account: the device flow's code to
+ * enter elsewhere, or an address to open and the one it ends at pasted
+ * back; app-only clients just get a token.  *store: the token store
+ * written, for removal when the login test fails.
+ */
+static int
+sign_in_account(int fd, struct account *acc, struct error *err)
+{
+	struct oauth_device	 d;
+	struct oauth_pkce	 p;
+	char			 line[1200], answer[4096], *token = NULL;
+	long long		 min;
+	int			 rc;
+
+	if (acc->oauth_grant != NULL &&
+	    strcmp(acc->oauth_grant, "client_credentials") == 0) {
+		tty_say(fd, "Getting an app-only token ...\n");
+		rc = oauth_token(acc, &token, err);
+		secret_free(token);
+	} else if (acc->oauth_grant == NULL ||
+	    strcmp(acc->oauth_grant, "device") == 0) {
+		if ((rc = oauth_device_start(acc, &d, err)) == 0) {
+			min = (d.deadline - now_ms() + 59999) / 60000;
+			snprintf(line, sizeof(line), "To sign in, open %s in a "
+			    "browser (on any device) and enter the code %s "
+			    "within %lld minute%s.\nWaiting for the sign-in "
+			    "...\n", d.uri, d.user_code, min,
+			    min == 1 ? "" : "s");
+			tty_say(fd, line);
+			rc = oauth_device_wait(acc, &d, err);
+			oauth_device_free(&d);
+		}
+	} else if ((rc = oauth_pkce_start(acc, &p, err)) == 0) {
+		tty_say(fd, "Open this address in a browser and sign in:\n\n");
+		tty_say(fd, p.url);
+		tty_say(fd, "\n\nThe browser then goes to an address that "
+		    "may not load; copy that whole address from its address "
+		    "bar.\nAddress (or the code in it): ");
+		if ((rc = tty_line(fd, answer, sizeof(answer), err)) == 0)
+			rc = oauth_pkce_finish(acc, &p, str_trim(answer),
+			    err);
+		explicit_bzero(answer, sizeof(answer));
+		oauth_pkce_free(&p);
+	}
+	if (rc == 0) {
+		snprintf(line, sizeof(line), "Signed in: the token is kept in "
+		    "%s.\n", acc->oauth_token_store);
+		tty_say(fd, line);
+	}
+	return rc;
+}
+
+/* Sign in with the candidate file's account. */
+static int
+sign_in(int fd, const char *tmp, char **store, struct error *err)
+{
+	struct cmdline		 cl;
+	struct account		 acc;
+	int			 rc;
+
+	*store = NULL;
+	memset(&cl, 0, sizeof(cl));
+	cl.mode = MODE_CONFIGURE;
+	cl.dot_ends = 1;
+	cl.conffile = tmp;
+	if (config_account(&cl, &acc, err) == -1)
+		return -1;
+	if ((rc = sign_in_account(fd, &acc, err)) == 0)
+		*store = xstrdup(acc.oauth_token_store);
+	account_free(&acc);
+	return rc;
+}
+
+/*
+ * An account of the configuration as it is (-a, or the one whose from
+ * is ADDRESS) that already signs ADDRESS in with OAuth2: signing in
+ * again is all there is to do, after a revoked token, or as root for
+ * the system file's account of a setgid install, whose token store
+ * only root writes.  1 with *acc filled.
+ */
+static int
+existing_oauth(const struct cmdline *cl, struct account *acc)
+{
+	struct cmdline	 c = *cl;
+	struct error	 e;
+	const char	*addr = cl->setup_arg;
+
+	if (c.account == NULL)
+		c.from = addr;
+	if (config_account(&c, acc, &e) == -1)
+		return 0;
+	if (oauth_enabled(acc) && ((acc->user != NULL &&
+	    strcasecmp(acc->user, addr) == 0) || (acc->from != NULL &&
+	    strcasecmp(acc->from, addr) == 0)))
+		return 1;
+	account_free(acc);
+	return 0;
+}
+
+/* Sign the existing account in again, then test the login. */
+static int
+sign_in_again(int fd, struct account *acc, int *done, struct error *err)
+{
+	struct cred	 cr;
+	char		 q[PATH_MAX + 256], buf[ANSWER_MAX];
+	int		 rc;
+
+	*done = 0;
+	snprintf(q, sizeof(q), "Account %s of %s signs in with OAuth2. Sign "
+	    "in again (n: write a new configuration)? (y/n)", acc->name,
+	    acc->source);
+	if (tty_ask(fd, q, "y", buf, sizeof(buf), err) == -1)
+		return -1;
+	if (strcasecmp(buf, "y") != 0 && strcasecmp(buf, "yes") != 0)
+		return 0;
+	*done = 1;
+	if (sign_in_account(fd, acc, err) == -1)
+		return -1;
+	printf("Testing %s port %d as %s ...\n", acc->host, acc->port,
+	    acc->user != NULL ? acc->user : "");
+	fflush(stdout);
+	memset(&cr, 0, sizeof(cr));
+	if ((rc = secret_get(acc, &cr, err)) == 0)
+		rc = smtp_serverinfo(acc, &cr, stdout, err);
+	secret_clear(&cr);
+	if (rc == 0)
+		printf("%s is unchanged.\n", acc->source);
+	return rc;
+}
+
 static int
 ask_all(int fd, struct answers *a, const char *path, int *replace,
     struct error *err)
@@ -1507,6 +1717,10 @@ ask_all(int fd, struct answers *a, const char *path, int *replace,
 	if (tty_ask(fd, "User name", a->preset && a->p.user != NULL ?
 	    a->p.user : a->address, a->user, sizeof(a->user), err) == -1)
 		return -1;
+	if (ask_oauth(fd, a, err) == -1)
+		return -1;
+	if (a->client_id[0] != '\0')
+		return 0;
 	return tty_password(fd, "Password (not shown): ", a->password,
 	    sizeof(a->password), err);
 }
@@ -1549,36 +1763,65 @@ ask_target(int fd, char *path, size_t size, int *system, struct error *err)
 }
 
 int
-setup_configure(const char *address, struct error *err)
+setup_configure(const struct cmdline *cl, struct error *err)
 {
 	struct answers	 a;
+	struct account	 acc;
 	struct stat	 st;
-	char		 path[PATH_MAX], tmp[PATH_MAX + 32];
-	int		 fd, rc, replace, system;
+	const char	*address = cl->setup_arg, *name;
+	char		 path[PATH_MAX], tmp[PATH_MAX + 32], *store = NULL;
+	size_t		 n;
+	int		 fd, rc, replace, system, done;
 
 	memset(&a, 0, sizeof(a));
 	a.address = address;
+	a.cl = cl;
 	if (address_check(address, err) == -1)
 		return -1;
 	if (strchr(address, '@') == NULL)
 		return error_set(err, EX_USAGE, "--configure needs your full "
 		    "address, such as you@example.org");
-	if ((a.preset = provider_for_address(address, &a.p, err)) == -1)
+	/* --provider=NAME: the domain alone does not tell (Microsoft 365). */
+	if ((name = over_value(cl, "provider")) != NULL) {
+		if (provider_find(name, &a.p, err) == -1)
+			return -1;
+		a.preset = 1;
+	} else if ((a.preset = provider_for_address(address, &a.p, err)) ==
+	    -1)
 		return -1;
 	if ((fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)) == -1)
 		return error_set(err, EX_USAGE, "--configure asks questions "
 		    "and needs a terminal: /dev/tty: %s", strerror(errno));
+	if (existing_oauth(cl, &acc)) {
+		rc = sign_in_again(fd, &acc, &done, err);
+		account_free(&acc);
+		if (rc == -1 || done) {
+			close(fd);
+			return rc;
+		}
+	}
 	rc = ask_target(fd, path, sizeof(path), &system, err);
 	if (rc == 0)
 		rc = ask_all(fd, &a, path, &replace, err);
-	close(fd);
 	if (rc == 0)
 		rc = make_dirs(path, err);
 	if (rc == 0)
 		rc = candidate_write(&a, path, tmp, sizeof(tmp), err);
 	explicit_bzero(a.password, sizeof(a.password));
+	explicit_bzero(a.secret, sizeof(a.secret));
+	if (rc == 0 && a.client_id[0] != '\0' &&
+	    sign_in(fd, tmp, &store, err) == -1) {
+		unlink(tmp);
+		n = strlen(err->msg);
+		snprintf(err->msg + n, sizeof(err->msg) - n, "; nothing was "
+		    "written");
+		rc = -1;
+	}
+	close(fd);
 	if (rc == 0 && candidate_test(&a, tmp, err) == -1) {
 		unlink(tmp);
+		if (store != NULL)
+			unlink(store);
 		rc = -1;
 	}
 	if (rc == 0)
@@ -1595,5 +1838,6 @@ setup_configure(const char *address, struct error *err)
 		    "daemons running as root); for a password every user "
 		    "may send with, see \"Setgid install\" in "
 		    "smarthost(8).\n");
+	free(store);
 	return rc;
 }

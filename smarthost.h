@@ -153,6 +153,20 @@ struct account {
 				   secret_get moves it into struct cred */
 	char	*passwordeval;
 
+	/* OAuth2 (oauth.c): on when oauth_client_id is set */
+	char	*oauth_grant;	/* device, authorization_code, ... */
+	char	*oauth_client_id;
+	char	*oauth_client_secret;	/* secret: wiped by account_free */
+	char	*oauth_client_secret_file;
+	char	*oauth_client_secret_eval;
+	char	*oauth_tenant;
+	char	*oauth_scope;
+	char	*oauth_token_endpoint;
+	char	*oauth_device_endpoint;
+	char	*oauth_authorize_endpoint;
+	char	*oauth_redirect_uri;
+	char	*oauth_token_store;
+
 	/* envelope and headers */
 	char	*from;
 	int	 allow_from_override;
@@ -197,6 +211,8 @@ int	 config_account(const struct cmdline *, struct account *,
 	    struct error *);
 int	 config_account_names(const struct cmdline *, char ***, size_t *,
 	    struct error *);
+int	 secret_read(const struct account *, const char *, const char *,
+	    char **, struct error *);	/* file or command: oauth.c */
 int	 config_is_directive(const char *);
 void	 config_print(FILE *, const struct account *);
 const char *config_system_file(void);	/* /etc/smarthost.conf */
@@ -217,6 +233,23 @@ struct preset {
 	const char	*user;		/* fixed user name, or NULL */
 	const char	*note;
 	const char	*source;	/* the provider's documentation page */
+	const struct oauth_preset *oauth;	/* NULL: no OAuth2 preset */
+};
+
+/* The OAuth2 part of a preset: endpoints ({tenant} replaced), scopes. */
+struct oauth_preset {
+	const char	*provider;	/* the preset's name */
+	const char	*grant;		/* for a user: device or ... */
+	const char	*tenant;	/* default tenant, or NULL */
+	const char	*scope;		/* delegated: for a user */
+	const char	*app_scope;	/* client_credentials, or NULL */
+	const char	*token_endpoint;
+	const char	*device_endpoint;	/* NULL: no device flow */
+	const char	*authorize_endpoint;
+	const char	*authorize_extra;	/* more query, or NULL */
+	const char	*auth;		/* the SASL mechanism */
+	int		 needs_secret;	/* user clients have a secret too */
+	const char	*required;	/* since when a password fails */
 };
 int	 provider_find(const char *, struct preset *, struct error *);
 int	 provider_for_address(const char *, struct preset *,
@@ -228,7 +261,7 @@ void	 providers_list(FILE *);
 int	 setup_import_postfix(const char *, FILE *, struct error *);
 int	 setup_import(const char *, const char *,
 	    struct error *);			/* DIR, -o FILE or NULL */
-int	 setup_configure(const char *, struct error *);
+int	 setup_configure(const struct cmdline *, struct error *);
 
 /*
  * The message (message.c): read from stdin into an unlinked spool file,
@@ -409,6 +442,82 @@ int	 auth_login(struct conn *, const struct smtp_caps *,
 	    const struct account *, const struct cred *, struct error *);
 const char *auth_library_version(void);
 char	*auth_mechanisms(void);		/* client mechanisms, malloc'd */
+
+/*
+ * OAuth2 (oauth.c): the access token XOAUTH2 and OAUTHBEARER send, got
+ * with the account's own client registration (RFC 6749, 8628, 7636) and
+ * kept fresh in a token store; the requests go through http.c, a
+ * minimal HTTPS client over net.c and tls.c.
+ */
+#define HTTP_RESPONSE_MAX	(64 * 1024)	/* status, headers and body */
+
+struct http_response {
+	int	 status;	/* 200 */
+	char	*body;		/* NUL-terminated; wiped when freed */
+	size_t	 len;
+};
+
+int	 http_post(const struct account *, const char *, const char *,
+	    struct http_response *, struct error *);
+int	 http_url_valid(const char *);		/* https://HOST[:PORT]/... */
+int	 http_parse(const char *, size_t, int, struct http_response *,
+	    struct error *);		/* 1: not complete yet */
+void	 http_response_free(struct http_response *);
+
+struct oauth_token {
+	char		*access_token;	/* secrets: oauth_token_free wipes */
+	char		*refresh_token;
+	char		*scope;
+	long long	 expires_at;	/* time(3); 0: never reused */
+};
+
+/* What the token endpoint answered. */
+enum oauth_reply {
+	OAUTH_OK, OAUTH_PENDING, OAUTH_SLOW_DOWN, OAUTH_INVALID_GRANT,
+	OAUTH_FAILED
+};
+
+struct oauth_device {		/* RFC 8628 3.2 */
+	char		*device_code;	/* secret */
+	char		 user_code[64];
+	char		 uri[512];
+	long long	 deadline;	/* now_ms() */
+	int		 interval;	/* seconds between polls */
+};
+
+struct oauth_pkce {		/* RFC 7636 */
+	char		 verifier[64];
+	char		 state[32];
+	char		*url;		/* for the browser */
+};
+
+/* The system account's token stores: this directory of the system queue. */
+#define OAUTH_SYSTEM_DIR	"oauth"
+
+int	 oauth_enabled(const struct account *);
+int	 oauth_norm(const char *, const char *, char **, const char **);
+int	 oauth_token(const struct account *, char **, struct error *);
+int	 oauth_device_start(struct account *, struct oauth_device *,
+	    struct error *);
+int	 oauth_device_wait(struct account *, struct oauth_device *,
+	    struct error *);
+void	 oauth_device_free(struct oauth_device *);
+int	 oauth_pkce_start(struct account *, struct oauth_pkce *,
+	    struct error *);
+int	 oauth_pkce_finish(struct account *, struct oauth_pkce *,
+	    const char *, struct error *);
+void	 oauth_pkce_free(struct oauth_pkce *);
+void	 oauth_state(FILE *, const struct account *);
+char	*oauth_store_name(const char *, const char *);	/* DIR, account */
+int	 oauth_pkce_challenge(const char *, char *, size_t);
+/* The parsers of what crosses the wire or the disk (unit tests, fuzz). */
+enum oauth_reply oauth_token_parse(const struct http_response *,
+	    struct oauth_token *, struct error *);
+int	 oauth_device_parse(const struct http_response *,
+	    struct oauth_device *, struct error *);
+int	 oauth_store_parse(const char *, size_t, const struct account *,
+	    struct oauth_token *, struct error *);	/* 1: not ours */
+void	 oauth_token_free(struct oauth_token *);
 
 /* smtp.c */
 struct smtp_caps {

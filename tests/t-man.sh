@@ -21,12 +21,14 @@ check_eq "mandoc -Tlint -Wwarning: no message" "$(cat "$T/lint")" ""
 
 # 2. Directives.  --help lists config_directives() after the
 # --DIRECTIVE=VALUE line, '_' spelled '-', up to the blank line; it
-# leaves out password on purpose (there is no --password).
+# leaves out password and oauth_client_secret on purpose (there is no
+# --password, no --oauth-client-secret).
 "$SMARTHOST" --help >"$T/help" 2>&1
 awk '/--DIRECTIVE=VALUE/ { on = 1; next } on && /^$/ { exit }
     on { for (i = 1; i <= NF; i++) if ($i ~ /^--[a-z]/) print $i }' \
     "$T/help" | sed 's/^--//; s/-/_/g' | sort -u >"$T/help.dirs"
-{ cat "$T/help.dirs"; echo password; } | sort -u >"$T/dirs"
+{ cat "$T/help.dirs"; echo password; echo oauth_client_secret; } |
+    sort -u >"$T/dirs"
 n=$(wc -l <"$T/help.dirs")
 if [ "$n" -ge 30 ]; then
 	ok "--help lists the directives ($n)"

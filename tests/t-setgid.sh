@@ -551,3 +551,66 @@ check "%U with \$USER=ceo and no passwd entry: refused" test "$?" -ne 0
 check_nogrep "%U: never ceo@example.org" 'ceo@example.org' "$T/pctu.out"
 check_grep "%U: says it needs a login name" 'needs a login name' \
     "$T/pctu.out"
+# 10. OAuth2: the system account's token store lies in the system
+#     queue, root's and the group's (0640); her runs read it with the
+#     group and never write it (a file she wrote would be hers to read);
+#     root's runs save a new token.
+EPD=$T/ep
+mkdir -p "$EPD"
+bg "$TOP/tests/oauth-endpoint" "$EPD" "$CERTS/server.pem" "$CERTS/server.key"
+for _ in $(seq 250); do [ -s "$EPD/port" ] && break; sleep 0.02; done
+EP=https://127.0.0.1:$(cat "$EPD/port")
+srv oauthrelay 4 -O "$EPD/tokens" -e "AUTH XOAUTH2,PIPELINING"
+sysconf "$PORT"
+cat >>"$R/etc/smarthost.conf" <<EOC
+
+account oauth
+host 127.0.0.1
+port $PORT
+user $USER
+from $USER
+oauth_client_id test-client
+oauth_grant client_credentials
+oauth_tenant example.test
+oauth_client_secret test-secret
+oauth_token_endpoint $EP/token
+EOC
+S=$R/spool/oauth/oauth
+tokens() { grep -c ' client_credentials ok' "$EPD/log"; }
+"$BD/smarthost" -a oauth --serverinfo >"$T/oauth-root.out" 2>&1
+check_grep "oauth: root gets the system account's token" \
+    '^Authentication as .*: works' "$T/oauth-root.out"
+check_eq "oauth: the store root:group 0640" "$(stat -c '%u:%g %a' "$S")" \
+    "0:$GID 640"
+check_eq "oauth: its directory root:group 2750" \
+    "$(stat -c '%u:%g %a' "$R/spool/oauth")" "0:$GID 2750"
+as alice cat "$S" >/dev/null 2>&1
+check_eq "oauth: alice cannot read the store herself" "$?" 1
+mail_to alice oauth1 -a oauth -v
+check_eq "oauth: alice sends with the system account's token" "$RC" 0
+check_eq "oauth: with the token root got (no new one)" "$(tokens)" 1
+python3 -c 'import json, sys
+p = sys.argv[1]; d = json.load(open(p)); d["expires_at"] = 1
+open(p, "w").write(json.dumps(d))' "$S"
+sum=$(md5sum <"$S")
+mail_to alice oauth2 -a oauth -v
+check_eq "oauth: expired, alice still sends" "$RC" 0
+check_eq "oauth: with a token of her own run" "$(tokens)" 2
+check_eq "oauth: which she does not save" "$(md5sum <"$S")" "$sum"
+check_grep "oauth: -v says so" 'not saved: only root' "$T/oauth2.err"
+printf 'Subject: root\n\nx\n' | "$BD/smarthost" -a oauth carol@example.org \
+    >"$T/oauth3.out" 2>&1
+check_eq "oauth: root's run fetched one more" "$(tokens)" 3
+check "oauth: and saved it" test "$(md5sum <"$S")" != "$sum"
+check_eq "oauth: still root:group 0640" "$(stat -c '%u:%g %a' "$S")" \
+    "0:$GID 640"
+wait "$SRV" 2>/dev/null
+check_eq "oauth: the relay took every token" \
+    "$(grep -c "^AUTHOK XOAUTH2 $USER" "$TR")" 4
+for f in "$T/oauth1.err" "$T/oauth2.err" "$R/alice/smarthost.log"; do
+	check_nogrep "oauth: no token in $(basename "$f")" \
+	    'at-[0-9]*-[0-9a-f]\{16\}\|test-secret' "$f"
+done
+as alice "$BD/smarthost" -a oauth --oauth-token-endpoint=https://x.example/ \
+    -P </dev/null >"$T/oauth-over.out" 2>&1
+check_eq "oauth: she cannot send the secret elsewhere (exit 64)" "$?" 64

@@ -11,9 +11,12 @@
  *
  * TLS is mbedTLS 3.6 (server side, with session tickets for resumption
  * tests); AUTH is GNU SASL's server side plus XOAUTH2 and OAUTHBEARER
- * written here.  Replies are queued and written the way Postfix does:
- * only when no complete command is left in the input buffer, so a
- * pipelined client flight gets one write of all its replies.
+ * written here (with -O, the bearer token must be one of a file's
+ * lines, re-read at each AUTH: the OAuth2 tests' token endpoint writes
+ * it, so a stale token is refused).  Replies are queued and written
+ * the way Postfix does: only when no complete command is left in the
+ * input buffer, so a pipelined client flight gets one write of all its
+ * replies.
  */
 
 #include <sys/types.h>
@@ -154,6 +157,7 @@ struct caps {
 struct config {
 	const char	*addr, *port, *portfile, *cert, *key, *cafile;
 	const char	*script, *tfile, *dir;
+	const char	*tokens;	/* -O: bearer tokens, a line each */
 	char		*greeting;
 	int		 implicit;
 	mbedtls_ssl_protocol_version tlsmin, tlsmax;
@@ -275,7 +279,7 @@ usage(void)
 	    "\t[-A cafile] [-m 1.2|1.3] [-M 1.2|1.3] [-e caps] [-E caps]\n"
 	    "\t[-u user:pass]... [-s script] [-t transcript] [-d dir]\n"
 	    "\t[-n count] [-x seconds] [-r seconds] [-g greeting]"
-	    " [-L rcpts]\n\t[-i scram-iterations]\n", stderr);
+	    " [-L rcpts]\n\t[-i scram-iterations] [-O tokenfile]\n", stderr);
 	exit(2);
 }
 
@@ -1836,7 +1840,29 @@ oauth_field(const char *p, size_t len, const char *key, size_t *vlen)
 	return NULL;
 }
 
-/* Check user and "Bearer TOKEN" (the token is the password). */
+/* Is the token (tok, n) a line of the -O file as it is now? */
+static int
+token_listed(const char *file, const char *tok, size_t n)
+{
+	char line[MAXAUTHLINE];
+	FILE *fp;
+	size_t len;
+	int found = 0;
+
+	if ((fp = fopen(file, "r")) == NULL)
+		return 0;
+	while (!found && fgets(line, sizeof(line), fp) != NULL) {
+		len = strcspn(line, "\r\n");
+		found = len == n && n > 0 && memcmp(line, tok, n) == 0;
+	}
+	fclose(fp);
+	return found;
+}
+
+/*
+ * Check user and "Bearer TOKEN": the token is the password, or with
+ * -O one of the file's lines (and the user one of -u's).
+ */
 static int
 oauth_check(const struct conn *c, const char *user, size_t ulen,
     const char *p, size_t len)
@@ -1848,6 +1874,14 @@ oauth_check(const struct conn *c, const char *user, size_t ulen,
 	    (bearer = oauth_field(p, len, "auth", &blen)) == NULL ||
 	    blen < 7 || strncasecmp(bearer, "Bearer ", 7) != 0)
 		return 0;
+	if (c->cf->tokens != NULL) {
+		for (i = 0; i < c->cf->nusers; i++)
+			if (strlen(c->cf->users[i].name) == ulen &&
+			    memcmp(c->cf->users[i].name, user, ulen) == 0)
+				return token_listed(c->cf->tokens, bearer + 7,
+				    blen - 7);
+		return 0;
+	}
 	for (i = 0; i < c->cf->nusers; i++)
 		if (strlen(c->cf->users[i].name) == ulen &&
 		    memcmp(c->cf->users[i].name, user, ulen) == 0 &&
@@ -2707,7 +2741,7 @@ parse_args(struct config *cf, int argc, char **argv)
 	cf->timeout_ms = 30000;
 	set_greeting(cf, "220 " HOSTNAME " ESMTP ready");
 	while ((ch = getopt(argc, argv,
-	    "A:c:d:E:e:g:i:k:L:l:M:m:n:p:r:s:Tt:u:w:x:")) != -1) {
+	    "A:c:d:E:e:g:i:k:L:l:M:m:n:O:p:r:s:Tt:u:w:x:")) != -1) {
 		switch (ch) {
 		case 'A': cf->cafile = optarg; break;
 		case 'c': cf->cert = optarg; break;
@@ -2724,6 +2758,7 @@ parse_args(struct config *cf, int argc, char **argv)
 		case 'm': cf->tlsmin = parse_version(optarg); break;
 		case 'n': cf->count = (unsigned long)num_opt(ch, optarg,
 		    1000000); break;
+		case 'O': cf->tokens = optarg; break;
 		case 'p': cf->port = optarg; break;
 		case 'r': cf->timeout_ms = (int)num_opt(ch, optarg, 3600) *
 		    1000; break;

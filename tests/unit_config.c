@@ -1368,7 +1368,7 @@ test_directives(void)
 
 	for (n = 0; d[n] != NULL; n++)
 		;
-	CHECK_INT(n, 44, "config_directives: 44 names");
+	CHECK_INT(n, 56, "config_directives: 56 names (12 oauth_*)");
 	CHECK_STR(d[0], "host", "config_directives: table order");
 	CHECK_STR(d[n - 1], "syslog", "config_directives: last");
 	CHECK_INT(config_is_directive("tls_starttls"), 1,
