@@ -247,6 +247,9 @@ run_session(struct run *r)
 		if (r->nretry == 0 && r->ahead == NULL && r->own_given &&
 		    r->nextid >= r->nids)
 			break;		/* nothing left to send */
+		/* A refused password will be refused again: no retry. */
+		if (e.code != EX_TEMPFAIL)
+			break;
 		if (++r->reconnects > RECONNECTS)
 			break;
 		trace("-- the connection broke (%s): connecting again", e.msg);

@@ -163,11 +163,13 @@ static const struct provider providers[] = {
 	    "outlook.com hotmail.com live.com msn.com outlook.de hotmail.de "
 	    "live.de",
 	    "smtp-mail.outlook.com", 587, 1, NULL, 0, NULL, NULL,
-	    "password login is being retired: auth xoauth2 with a token "
-	    "helper in passwordeval",
-	    { { "basic authentication is disabled|BasicAuthBlocked",
-		"Outlook.com no longer accepts the password: use auth "
-		"xoauth2 with passwordeval printing an OAuth token" },
+	    "no password login since 16 September 2024: OAuth2 built in "
+	    "(--configure ADDRESS --oauth-client-id=ID)",
+	    { { "5.7.139|5.7.30|basic authentication|BasicAuthBlocked",
+		"Outlook.com no longer takes a password for SMTP: sign in "
+		"with OAuth2: smarthost --configure ADDRESS "
+		"--provider=outlook --oauth-client-id=ID (OAuth2 in "
+		"smarthost.conf(5))" },
 	      { NULL, NULL }, { NULL, NULL } },
 	    "https://support.microsoft.com/en-us/office/pop-imap-and-smtp-"
 	    "settings-for-outlook-com-d088b986-291d-42b8-9564-9c414e2aa040" },
@@ -190,11 +192,13 @@ static const struct provider providers[] = {
 		"basic authentication is disabled|security defaults",
 		"Microsoft 365 no longer takes a password for SMTP "
 		"(basic authentication is off: by default for existing "
-		"tenants from the end of December 2026, always for new "
-		"ones): log in with OAuth2 (see OAuth2 in "
+		"tenants from the end of December 2026, MC786329, always "
+		"for new ones): sign in with OAuth2: smarthost --configure ADDRESS "
+		"--provider=office365 --oauth-client-id=ID (see OAuth2 in "
 		"smarthost.conf(5)), or have an administrator allow basic "
 		"authentication again in the tenant's SMTP AUTH setting "
-		"while Microsoft still offers it" },
+		"(Set-TransportConfig -SmtpClientAuthenticationDisabled "
+		"$false) while Microsoft still offers it" },
 	      { NULL, NULL } },
 	    "https://learn.microsoft.com/en-us/exchange/clients-and-mobile-"
 	    "in-exchange-online/authenticated-client-smtp-submission" },
@@ -372,28 +376,6 @@ static const struct oauth_preset oauth_presets[] = {
 };
 
 #define NOAUTH	(sizeof(oauth_presets) / sizeof(oauth_presets[0]))
-
-/*
- * Microsoft's refusals of password logins (MC786329): "535 5.7.139
- * Authentication unsuccessful, basic authentication is disabled",
- * "550 5.7.30 Basic authentication is not supported for Client
- * Submission", and 5.7.139 for SMTP AUTH disabled in the tenant.
- */
-#define MS_AUTH_MATCH	"5.7.139|5.7.30|basic authentication|BasicAuthBlocked"
-#define MS_AUTH_HINT							\
-	"Microsoft refused SMTP AUTH: either the tenant (or the mailbox) "  \
-	"has SMTP AUTH disabled, which an administrator changes with "	\
-	"Set-TransportConfig or Set-CASMailbox "			\
-	"-SmtpClientAuthenticationDisabled $false, or it allows no "	\
-	"password (basic authentication: off for new tenants, and by "	\
-	"default for existing ones from the end of December 2026, "	\
-	"MC786329); use OAuth2: smarthost --configure ADDRESS "		\
-	"--provider=office365 --oauth-client-id=ID (smarthost.conf(5), "  \
-	"OAUTH2)"
-
-static const struct hint oauth_hints[] = {
-	{ MS_AUTH_MATCH, MS_AUTH_HINT },
-};
 
 static const struct oauth_preset *
 oauth_find(const char *name)
@@ -578,13 +560,6 @@ provider_hint(const char *provider, const char *reply_text)
 	if (provider == NULL || reply_text == NULL ||
 	    (r = row_find(provider)) == NULL)
 		return NULL;
-	/* Microsoft's: the tenant's SMTP AUTH setting, and OAuth2. */
-	if (strcmp(r->name, "office365") == 0 ||
-	    strcmp(r->name, "outlook") == 0)
-		for (i = 0; i < sizeof(oauth_hints) / sizeof(oauth_hints[0]);
-		    i++)
-			if (text_matches(reply_text, oauth_hints[i].match))
-				return oauth_hints[i].text;
 	for (i = 0; i < HINTS_MAX && r->hints[i].match != NULL; i++)
 		if (text_matches(reply_text, r->hints[i].match))
 			return r->hints[i].text;

@@ -438,8 +438,17 @@ void	 secret_clear(struct cred *);
 
 /* auth.c */
 struct smtp_caps;
+struct auth_pending {		/* an AUTH line in the transaction's flight */
+	char	 mech[32];
+	int	 ate;		/* the relay took our next line as its answer */
+};
 int	 auth_login(struct conn *, const struct smtp_caps *,
 	    const struct account *, const struct cred *, struct error *);
+int	 auth_start(struct conn *, const struct smtp_caps *,
+	    const struct account *, const struct cred *, int,
+	    struct auth_pending *, struct error *);	/* 1: pending */
+int	 auth_finish(struct conn *, const struct account *,
+	    struct auth_pending *, struct error *);
 const char *auth_library_version(void);
 char	*auth_mechanisms(void);		/* client mechanisms, malloc'd */
 

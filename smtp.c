@@ -40,6 +40,12 @@
  */
 #define WINDOW		64
 
+/*
+ * Octets of message data that may go out before the reply to a
+ * pipelined AUTH: a larger message waits for the 235.
+ */
+#define AUTH_FLIGHT_MAX	(64 * 1024)
+
 /* One transaction: a message and the recipients it is for. */
 struct txn {
 	struct mail	*mail;
@@ -52,8 +58,13 @@ struct txn {
 	int		 limited;	/* a recipient limit was met */
 	int		 data_sent;	/* the message went (DATA path) */
 	int		 lost;		/* a 421 met it: for a new connection */
+	int		 auth_failed;	/* behind an AUTH the relay refused */
+	int		 skip_mail;	/* ... which took our MAIL line */
 };
 
+static int	 auth_first(struct session *, struct error *);
+static void	 again_lost(struct session *, const struct smtp_feed *,
+		    const struct error *);
 static void	 mail_fail(struct mail *, const struct reply *, int,
 		    const char *, ...) __attribute__((format(printf, 4, 5)));
 static int	 send_body(struct session *, const struct message *, int,
@@ -72,6 +83,8 @@ struct session {
 	int		 broken;	/* the connection is unusable */
 	int		 closing;	/* the relay said 421: no new ones */
 	struct error	 closed;	/* ... and its words */
+	struct auth_pending auth;	/* AUTH rides with the first flight */
+	int		 auth_pending;
 	size_t		 rcpt_limit;	/* recipients per transaction; 0: any */
 	struct txn	 win[WINDOW];	/* in flight, oldest at head */
 	size_t		 head, count;
@@ -434,8 +447,10 @@ session_connect(struct session *s, const struct account *a,
 		return rc;
 	if (a->auth != NULL && cr != NULL) {
 		set_timeout(s, TO_COMMAND);
-		if (auth_login(&s->conn, &s->caps, a, cr, e) == -1)
+		if ((rc = auth_start(&s->conn, &s->caps, a, cr, 1, &s->auth,
+		    e)) == -1)
 			return -1;
+		s->auth_pending = rc == 1;
 	}
 	return 0;
 }
@@ -627,8 +642,8 @@ txn_mail_reply(struct txn *t, const struct reply *r)
 	struct message	*m = t->mail->m;
 	size_t		 i;
 
-	if (r->code == 421) {
-		t->lost = 1;
+	if (r->code == 421 || (t->auth_failed && r->code != 250)) {
+		t->lost = 1;	/* not a verdict on the message */
 		return -1;
 	}
 	t->mail->answered = 1;
@@ -665,7 +680,8 @@ txn_rcpt_reply(struct session *s, struct txn *t, size_t k,
 
 	if (!t->mail_ok)
 		return;		/* its MAIL failed: nothing to learn */
-	if (r->code == 421) {
+	if (r->code == 421 || (t->auth_failed && r->code != 250 &&
+	    r->code != 251)) {
 		t->lost = 1;
 		return;
 	}
@@ -701,7 +717,8 @@ txn_data_reply(struct txn *t, const struct reply *r, const char *what)
 	struct message	*m = t->mail->m;
 	size_t		 k;
 
-	if (r->code == 421 || t->lost) {
+	if (r->code == 421 || t->lost || (t->auth_failed &&
+	    r->code != 250)) {
 		t->lost = 1;	/* those it took wait for a new connection */
 		return;
 	}
@@ -830,6 +847,39 @@ txn_reply(struct session *s, struct reply *r, struct error *e)
 	return 0;
 }
 
+/*
+ * The reply to an AUTH that rode with this transaction.  Refused, the
+ * session ends after the transaction, whose replies say nothing about
+ * the message (530 "authentication required"): unless the relay took
+ * it all the same (it relays for anyone), it waits, as when AUTH
+ * fails alone.  A 334 ate our MAIL line: the transaction has no MAIL.
+ */
+static int
+txn_auth_reply(struct session *s, struct txn *t, struct error *e)
+{
+	int	 rc;
+
+	if (!s->auth_pending)
+		return 0;
+	s->auth_pending = 0;
+	set_timeout(s, TO_COMMAND);
+	if ((rc = auth_finish(&s->conn, s->acct, &s->auth, &s->closed)) ==
+	    -1) {
+		*e = s->closed;
+		return -1;
+	}
+	if (rc == 0)
+		return 0;
+	t->auth_failed = 1;
+	s->closing = 1;
+	if (s->auth.ate) {
+		t->lost = 1;
+		t->mail_ok = 0;
+		t->skip_mail = 1;
+	}
+	return 0;
+}
+
 /* The replies to MAIL and every RCPT (RFC 2920: all, even after one). */
 static int
 txn_envelope_replies(struct session *s, struct txn *t, struct error *e)
@@ -838,9 +888,13 @@ txn_envelope_replies(struct session *s, struct txn *t, struct error *e)
 	size_t		 k;
 
 	set_timeout(s, TO_COMMAND);
-	if (txn_rset_reply(s, t, e) == -1 || txn_reply(s, &r, e) == -1)
+	if (txn_auth_reply(s, t, e) == -1 || txn_rset_reply(s, t, e) == -1)
 		return -1;
-	(void)txn_mail_reply(t, &r);
+	if (!t->skip_mail) {
+		if (txn_reply(s, &r, e) == -1)
+			return -1;
+		(void)txn_mail_reply(t, &r);
+	}
 	for (k = 0; k < t->n; k++) {
 		if (txn_reply(s, &r, e) == -1)
 			return -1;
@@ -1009,7 +1063,10 @@ feed_after(struct session *s, const struct smtp_feed *f, struct txn *t)
 		if (ml->error.msg[0] == '\0')
 			ml->error = s->closed;
 		more = 0;
-	}
+	} else if (t->auth_failed)
+		log_warn("%s, but the relay took the message anyway (it "
+		    "relays without authentication): fix the password all "
+		    "the same", s->closed.msg);
 	txn_free(t);
 	if (more && s->nagain < WINDOW)
 		s->again[s->nagain++] = ml;
@@ -1018,6 +1075,29 @@ feed_after(struct session *s, const struct smtp_feed *f, struct txn *t)
 			ml->lost = 1;	/* cannot happen: WINDOW bounds it */
 		f->done(f->ctx, ml);
 	}
+}
+
+/*
+ * The AUTH reply before the flight goes on: for a message too large to
+ * send before knowing the password works.  -1: refused, or the
+ * connection failed (e says which).
+ */
+static int
+auth_first(struct session *s, struct error *e)
+{
+	int	 rc;
+
+	s->auth_pending = 0;
+	set_timeout(s, TO_COMMAND);
+	if (net_flush(&s->conn, e) == -1)
+		return -1;
+	if ((rc = auth_finish(&s->conn, s->acct, &s->auth, e)) == 0)
+		return 0;
+	if (rc == 1) {
+		s->closing = 1;
+		s->closed = *e;
+	}
+	return -1;
 }
 
 /*
@@ -1070,6 +1150,16 @@ session_lost(struct session *s, const struct smtp_feed *f,
 			ml->error = *e;
 		f->done(f->ctx, ml);
 	}
+	again_lost(s, f, e);
+}
+
+/* The messages that wait for another transaction: handed back. */
+static void
+again_lost(struct session *s, const struct smtp_feed *f,
+    const struct error *e)
+{
+	struct mail	*ml;
+
 	while (s->nagain > 0) {
 		ml = s->again[--s->nagain];
 		ml->lost = 1;
@@ -1099,10 +1189,20 @@ smtp_send(struct session *s, const struct smtp_feed *f, struct error *e)
 	window = s->caps.pipelining && s->caps.chunking ? WINDOW : 1;
 	for (;;) {
 		while (!s->closing && s->count < window &&
+		    !(s->auth_pending && s->count > 0) &&
 		    (ml = feed_take(s, f)) != NULL) {
 			if (mail_check(s, ml) == -1) {
 				f->done(f->ctx, ml);
 				continue;
+			}
+			/* A large message waits for the AUTH reply. */
+			if (s->auth_pending && window > 1 &&
+			    ml->m->size > AUTH_FLIGHT_MAX &&
+			    auth_first(s, e) == -1) {
+				ml->lost = 1;
+				ml->error = *e;
+				f->done(f->ctx, ml);
+				goto lost;
 			}
 			t = &s->win[(s->head + s->count) % WINDOW];
 			if (!txn_build(s, ml, t)) {
@@ -1116,9 +1216,11 @@ smtp_send(struct session *s, const struct smtp_feed *f, struct error *e)
 			if (window == 1)
 				break;
 		}
+		/* Closing (421, a refused AUTH): done, politely (QUIT). */
 		if (s->count == 0 && s->closing) {
 			*e = s->closed;
-			goto lost;
+			again_lost(s, f, e);
+			return -1;
 		}
 		if (s->count == 0)
 			return 0;
@@ -1178,7 +1280,7 @@ smtp_progress(struct session *s, smtp_progress_fn fn, void *ctx)
 int
 smtp_usable(const struct session *s)
 {
-	return s != NULL && !s->broken && s->conn.fd != -1;
+	return s != NULL && !s->broken && !s->closing && s->conn.fd != -1;
 }
 
 void

@@ -53,14 +53,15 @@ check_grep "implicit TLS: TLS 1.3 negotiated" '^TLS TLSv1.3' "$TR"
 check_grep "implicit TLS: AUTH PLAIN with initial response" \
     '^C [0-9]* AUTH PLAIN [A-Za-z0-9+/=]' "$TR"
 check_grep "implicit TLS: BDAT LAST" '^C [0-9]* BDAT [0-9]* LAST' "$TR"
+f_auth=$(awk '$3 == "AUTH" {print $2}' "$TR")
 f_mail=$(awk '$3 == "MAIL" {print $2}' "$TR")
 f_bdat=$(awk '$3 == "BDAT" {print $2}' "$TR")
 f_rcpt=$(awk '$3 == "RCPT" {print $2}' "$TR")
-check_eq "implicit TLS: MAIL, RCPT, BDAT in one flight" \
-    "$f_mail $f_rcpt $f_bdat" "$f_mail $f_mail $f_mail"
-# handshake + greeting + EHLO + AUTH + transaction = 5 waits
-check_eq "implicit TLS: 3 client flights after TLS (5 waits in all)" \
-    "$(flights "$TR")" 3
+check_eq "implicit TLS: AUTH, MAIL, RCPT, BDAT in one flight (RFC 4954 4)" \
+    "$f_auth $f_mail $f_rcpt $f_bdat" "$f_auth $f_auth $f_auth $f_auth"
+# handshake + greeting + EHLO + (AUTH and the transaction) = 4 waits
+check_eq "implicit TLS: 2 client flights after TLS (4 waits in all)" \
+    "$(flights "$TR")" 2
 check_grep "implicit TLS: QUIT sent" '^C [0-9]* QUIT' "$TR"
 
 # 2. STARTTLS: EHLO, STARTTLS, EHLO, AUTH, transaction.
@@ -74,8 +75,9 @@ check "STARTTLS: message stored byte for byte" \
     cmp -s "$MAIL/1.eml" "$T/expected.eml"
 pre=$(awk '/^TLS /{exit} /^C /{print $3}' "$TR" | tr '\n' ' ')
 check_eq "STARTTLS: only EHLO and STARTTLS in clear" "$pre" "EHLO STARTTLS "
-check_eq "STARTTLS: 3 client flights after TLS (7 waits in all)" \
-    "$(flights "$TR")" 3
+# greeting, EHLO, STARTTLS, handshake, EHLO, AUTH and the transaction
+check_eq "STARTTLS: 2 client flights after TLS (6 waits in all)" \
+    "$(flights "$TR")" 2
 
 # 3. DATA without CHUNKING: MAIL+RCPT+DATA in one flight, dots stuffed.
 srv data -T -c "$CERTS/server.pem" -k "$CERTS/server.key" \
@@ -84,9 +86,9 @@ conf data "tls_starttls off"
 send data bob@example.org carol@example.org
 wait
 check_eq "DATA: exit 0" "$RC" 0
-f=$(awk '$3 == "MAIL" || $3 == "RCPT" || $3 == "DATA" {print $2}' "$TR" |
-    sort -u | wc -l)
-check_eq "DATA: MAIL, both RCPTs and DATA in one flight" "$f" 1
+f=$(awk '$3 == "AUTH" || $3 == "MAIL" || $3 == "RCPT" || $3 == "DATA" {
+    print $2}' "$TR" | sort -u | wc -l)
+check_eq "DATA: AUTH, MAIL, both RCPTs and DATA in one flight" "$f" 1
 check "DATA: message stored byte for byte" \
     cmp -s "$MAIL/1.eml" "$T/expected.eml"
 check_grep "DATA: a leading dot is doubled on the wire" \
@@ -108,14 +110,31 @@ for mech in LOGIN CRAM-MD5 DIGEST-MD5 SCRAM-SHA-1 SCRAM-SHA-256 \
 	    "^AUTHOK $mech $USER" "$TR"
 done
 
-# 5. auth on picks the strongest: SCRAM-SHA-256-PLUS on TLS 1.3.
+# 5. auth on: inside TLS with the certificate checked (or pinned), PLAIN
+# (one line, pipelined with the transaction); without that proof, the
+# strongest: SCRAM-SHA-256-PLUS on TLS 1.3.
+srv verified -T -c "$CERTS/server.pem" -k "$CERTS/server.key" \
+    -e "$ALLCAPS"
+conf verified "tls_starttls off"
+send verified bob@example.org
+wait
+check_grep "auth on, certificate checked: PLAIN" '^AUTHOK PLAIN' "$TR"
+srv pinned -T -c "$CERTS/untrusted.pem" -k "$CERTS/untrusted.key" \
+    -e "$ALLCAPS"
+conf pinned "tls_starttls off" \
+    "tls_fingerprint $(cat "$CERTS/untrusted.sha256")"
+send pinned bob@example.org
+wait
+check_grep "auth on, certificate pinned: PLAIN" '^AUTHOK PLAIN' "$TR"
 srv strongest -T -c "$CERTS/server.pem" -k "$CERTS/server.key" \
     -e "$ALLCAPS"
-conf strongest "tls_starttls off"
+conf strongest "tls_starttls off" "tls_certcheck off"
 send strongest bob@example.org
 wait
-check_grep "auth on: SCRAM-SHA-256-PLUS chosen" \
+check_grep "auth on, tls_certcheck off: SCRAM-SHA-256-PLUS" \
     '^AUTHOK SCRAM-SHA-256-PLUS' "$TR"
+check_nogrep "auth on, tls_certcheck off: no PLAIN" \
+    '^C [0-9]* AUTH PLAIN' "$TR"
 
 # 6. A wrong password: the message is kept (exit 0: it is ours now),
 # the 535 quoted and the fix asked for loudly; with queue off, 77.
@@ -132,7 +151,11 @@ check_grep "wrong password: kept, fix asked for" \
     'NOT SENT YET: the message is kept in the queue as' "$T/wrongpw.err"
 check_eq "wrong password: one message in the queue" \
     "$(ls "$T/queue-wrongpw" | grep -cv status)" 1
-check_nogrep "wrong password: no MAIL sent" '^C [0-9]* MAIL' "$TR"
+check "wrong password: nothing stored" test ! -e "$MAIL/1.eml"
+check_eq "wrong password: one connection (no retry of a refused password)" \
+    "$(grep -c '^CONNECT' "$TR")" 1
+check_grep "wrong password: the relay refused what rode with AUTH" \
+    '^S [0-9]* 530' "$TR"
 srv wrongpw2 -T -c "$CERTS/server.pem" -k "$CERTS/server.key" \
     -e "AUTH PLAIN,PIPELINING"
 conf wrongpw2 "tls_starttls off" "queue off"
@@ -193,3 +216,32 @@ check_grep "-bs: the relay got the message" '^Subject: via -bs' \
 check_grep "-bs: dot-stuffing undone once" '^\.dot' "$MAIL/1.eml"
 check_grep "-bs: the envelope recipient" 'rcpt <bob@example.org>' \
     "$MAIL/1.env"
+
+# 9. A message over 64 KiB does not go before the AUTH reply: AUTH, then
+# the transaction.
+srv bigauth -T -c "$CERTS/server.pem" -k "$CERTS/server.key" \
+    -e "AUTH PLAIN,PIPELINING,CHUNKING"
+conf bigauth "tls_starttls off"
+{ printf 'Subject: big\n\n'; head -c 100000 /dev/zero | tr '\0' x |
+    fold -w 70; } | "$SMARTHOST" -C "$CONF" bob@example.org \
+    >"$T/bigauth.out" 2>&1
+RC=$?
+wait
+check_eq "over 64 KiB: exit 0" "$RC" 0
+f_auth=$(awk '$3 == "AUTH" {print $2}' "$TR")
+f_mail=$(awk '$3 == "MAIL" {print $2}' "$TR")
+check "over 64 KiB: AUTH in a flight before MAIL's" test "$f_auth" -lt "$f_mail"
+
+# 10. XOAUTH2 with a token the relay refuses: its 334 takes our MAIL line
+# as the answer; nothing is delivered, and nothing goes astray.
+SRVUSER=$USER:the-right-token srv xoauth -T -c "$CERTS/server.pem" \
+    -k "$CERTS/server.key" -e "AUTH XOAUTH2,PIPELINING,CHUNKING"
+conf xoauth "tls_starttls off" "auth xoauth2" "queue_dir $T/queue-xoauth"
+send xoauth bob@example.org
+wait
+check_eq "XOAUTH2 refused: kept (exit 0)" "$RC" 0
+check_grep "XOAUTH2 refused: says so" 'refused authentication' \
+    "$T/xoauth.err"
+check "XOAUTH2 refused: nothing stored" test ! -e "$MAIL/1.eml"
+check_eq "XOAUTH2 refused: kept in the queue" \
+    "$(ls "$T/queue-xoauth" | grep -cv status)" 1
