@@ -85,6 +85,7 @@ struct session {
 	struct error	 closed;	/* ... and its words */
 	struct auth_pending auth;	/* AUTH rides with the first flight */
 	int		 auth_pending;
+	off_t		 auth_bytes;	/* data sent before its reply */
 	size_t		 rcpt_limit;	/* recipients per transaction; 0: any */
 	struct txn	 win[WINDOW];	/* in flight, oldest at head */
 	size_t		 head, count;
@@ -857,6 +858,7 @@ txn_reply(struct session *s, struct reply *r, struct error *e)
 static int
 txn_auth_reply(struct session *s, struct txn *t, struct error *e)
 {
+	size_t	 k;
 	int	 rc;
 
 	if (!s->auth_pending)
@@ -870,6 +872,9 @@ txn_auth_reply(struct session *s, struct txn *t, struct error *e)
 	}
 	if (rc == 0)
 		return 0;
+	/* Every transaction of the flight was behind it. */
+	for (k = 0; k < s->count; k++)
+		s->win[(s->head + k) % WINDOW].auth_failed = 1;
 	t->auth_failed = 1;
 	s->closing = 1;
 	if (s->auth.ate) {
@@ -1189,13 +1194,24 @@ smtp_send(struct session *s, const struct smtp_feed *f, struct error *e)
 	window = s->caps.pipelining && s->caps.chunking ? WINDOW : 1;
 	for (;;) {
 		while (!s->closing && s->count < window &&
-		    !(s->auth_pending && s->count > 0) &&
+		    !(s->auth_pending && s->auth_bytes >= AUTH_FLIGHT_MAX) &&
 		    (ml = feed_take(s, f)) != NULL) {
 			if (mail_check(s, ml) == -1) {
 				f->done(f->ctx, ml);
 				continue;
 			}
-			/* A large message waits for the AUTH reply. */
+			/*
+			 * Before the AUTH reply, at most AUTH_FLIGHT_MAX
+			 * octets of data go out: a message that would pass
+			 * it waits for the reply (read with the flight's
+			 * first transaction, or now).
+			 */
+			if (s->auth_pending && window > 1 && s->count > 0 &&
+			    s->auth_bytes + ml->m->size > AUTH_FLIGHT_MAX) {
+				s->again[s->nagain++] = ml;
+				s->auth_bytes = AUTH_FLIGHT_MAX;
+				break;
+			}
 			if (s->auth_pending && window > 1 &&
 			    ml->m->size > AUTH_FLIGHT_MAX &&
 			    auth_first(s, e) == -1) {
@@ -1211,6 +1227,8 @@ smtp_send(struct session *s, const struct smtp_feed *f, struct error *e)
 				continue;
 			}
 			s->count++;
+			if (s->auth_pending)
+				s->auth_bytes += t->mail->m->size;
 			if (window > 1 && txn_write_bdat(s, t, e) == -1)
 				goto lost;
 			if (window == 1)
