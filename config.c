@@ -2090,9 +2090,15 @@ account_derive(struct account *a, const struct settings *s,
 		    oauth_store_name(dir, a->name) : NULL;
 		free(dir);
 	}
+	/* Everyone has a log: root syslog, any other user a file. */
 	if (!is_set(s, D_SYSLOG) && geteuid() == 0 && a->logfile == NULL) {
 		a->syslog = 1;
 		a->syslog_facility = LOG_MAIL;
+	} else if (!is_set(s, D_SYSLOG) && !is_set(s, D_LOGFILE) &&
+	    a->logfile == NULL) {
+		a->logfile = xdg_path(c, "XDG_STATE_HOME", ".local/state",
+		    "smarthost/log");
+		a->logfile_default = a->logfile != NULL;
 	}
 }
 

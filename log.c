@@ -4,9 +4,11 @@
  * The trace level is the one piece of global mutable state (STYLE.md).
  */
 #include <sys/file.h>
+#include <sys/stat.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -222,6 +224,30 @@ concat3(const char *a, const char *b, const char *c)
 }
 
 /*
+ * mkdir -p for every directory above path (not path itself), new ones
+ * 0700.  -1 with errno for the first that is neither made nor there.
+ */
+int
+mkdir_above(const char *path)
+{
+	char	 dir[PATH_MAX], *p;
+
+	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (p = dir + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(dir, 0700) == -1 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	return 0;
+}
+
+/*
  * The first line of buf (at most max octets were read), without its line
  * end; NULL when there is none, when it holds a NUL, or (*toolong) when
  * max octets came without a line end.
@@ -305,8 +331,12 @@ log_quote(char *dst, size_t size, const char *src)
 			dst[i] = dst[i] == '\n' ? ' ' : '?';
 }
 
-static void
-append_line(const char *path, const char *line)
+/*
+ * -1 when the file cannot be written: said on stderr with the line, or
+ * (quiet, the default log) left to the caller.
+ */
+static int
+append_line(const char *path, const char *line, int quiet)
 {
 	char	 stamp[64];
 	time_t	 now = time(NULL);
@@ -316,24 +346,29 @@ append_line(const char *path, const char *line)
 
 	if (strcmp(path, "-") == 0) {
 		printf("%s\n", line);
-		return;
+		return 0;
 	}
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
 	    O_NOFOLLOW, 0600);
+	if (fd == -1 && errno == ENOENT && quiet && mkdir_above(path) == 0)
+		fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
+		    O_NOFOLLOW, 0600);
 	if (fd == -1 || (fp = fdopen(fd, "a")) == NULL) {
-		log_warn("cannot write to logfile %s: %s", path,
-		    strerror(errno));
+		if (!quiet) {
+			log_warn("cannot write to logfile %s: %s", path,
+			    strerror(errno));
+			fprintf(stderr, "%s\n", line);
+		}
 		if (fd != -1)
 			close(fd);
-		fprintf(stderr, "%s\n", line);
-		return;
+		return -1;
 	}
 	/* Wait up to 10 s for others appending at the same time. */
 	for (i = 0; i < 1000 && flock(fd, LOCK_EX | LOCK_NB) == -1; i++)
 		usleep(10000);
 	strftime(stamp, sizeof(stamp), "%b %d %H:%M:%S", localtime(&now));
 	fprintf(fp, "%s %s\n", stamp, line);
-	fclose(fp);
+	return fclose(fp) == 0 ? 0 : -1;
 }
 
 /*
@@ -349,7 +384,7 @@ log_delivery(const struct account *a, const struct message *m,
 {
 	char	 line[8192], q[1200];
 	size_t	 len = 0, i;
-	int	 st, any;
+	int	 st, any, to_syslog = 0;
 
 	if (a->logfile == NULL && !a->syslog)
 		return;
@@ -388,12 +423,16 @@ log_delivery(const struct account *a, const struct message *m,
 	}
 	ADD(" exitcode=%s", exit_name(code));
 #undef ADD
-	if (a->syslog) {
-		openlog("smarthost", LOG_PID, a->syslog_facility);
+	/* The default log of a user without a writable home: syslog. */
+	if (a->logfile != NULL &&
+	    append_line(a->logfile, line, a->logfile_default) == -1 &&
+	    a->logfile_default)
+		to_syslog = 1;
+	if (a->syslog || to_syslog) {
+		openlog("smarthost", LOG_PID, a->syslog ?
+		    a->syslog_facility : LOG_MAIL);
 		syslog(code != 0 || (e != NULL && e->msg[0] != '\0') ?
 		    LOG_ERR : LOG_INFO, "%s", line);
 		closelog();
 	}
-	if (a->logfile != NULL)
-		append_line(a->logfile, line);
 }

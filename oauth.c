@@ -707,13 +707,7 @@ store_dir(const struct store *s, struct error *e)
 		return error_set(e, EX_CONFIG, "token store %.200s: not a "
 		    "full path", s->path);
 	*p = '\0';
-	for (p = dir + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		(void)mkdir(dir, 0700);
-		*p = '/';
-	}
+	(void)mkdir_above(dir);
 	if (s->shared)
 		priv_raise();
 	if (mkdir(dir, s->shared ? 0750 : 0700) == 0 && s->shared &&

@@ -73,7 +73,6 @@ static int	 queue_room(int, const char *, int, off_t, struct error *);
 static int	 user_share(int, off_t, size_t *, long long *);
 static int	 dir_open(const char *, int, int *, int *, struct error *);
 static void	 dir_close(int);
-static void	 mkdir_parents(const char *);
 static int	 dir_check(int, const char *, int, int *, struct error *);
 static int	 spool_create(int, const char *, int, struct error *);
 static int	 spool_linkable(int, int);
@@ -283,8 +282,10 @@ dir_open_raised(const char *path, int create, int *dfd, int *shared,
 	/* "link/" would follow the link even with O_NOFOLLOW. */
 	while (len > 1 && buf[len - 1] == '/')
 		buf[--len] = '\0';
-	if (create)
-		mkdir_parents(buf);
+	if (create) {	/* failures show when it is opened */
+		(void)mkdir_above(buf);
+		(void)mkdir(buf, 0700);
+	}
 	/* The system queue, and no other path, opens with the group. */
 	sys = strcmp(buf, config_system_queue()) == 0;
 	if (sys)
@@ -309,24 +310,6 @@ dir_open_raised(const char *path, int create, int *dfd, int *shared,
 		return -1;
 	}
 	return 0;
-}
-
-/* mkdir -p; failures show up when the directory is opened. */
-static void
-mkdir_parents(const char *path)
-{
-	char	 buf[PATH_MAX];
-	size_t	 i;
-
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (i = 1; buf[i] != '\0'; i++) {
-		if (buf[i] != '/')
-			continue;
-		buf[i] = '\0';
-		(void)mkdir(buf, 0700);
-		buf[i] = '/';
-	}
-	(void)mkdir(buf, 0700);
 }
 
 /* The directory is closed and the group, if it was raised, dropped. */

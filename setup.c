@@ -1389,24 +1389,10 @@ config_path(char *path, size_t size, struct error *err)
 static int
 make_dirs(const char *path, struct error *err)
 {
-	char	 dir[PATH_MAX], *s, c;
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	if ((s = strrchr(dir, '/')) == NULL)
-		return 0;
-	*s = '\0';
-	for (s = dir + 1;; s++) {
-		if (*s != '/' && *s != '\0')
-			continue;
-		c = *s;
-		*s = '\0';
-		if (mkdir(dir, 0700) == -1 && errno != EEXIST)
-			return error_set(err, EX_CANTCREAT, "cannot create "
-			    "%s: %s", dir, strerror(errno));
-		if (c == '\0')
-			return 0;
-		*s = c;
-	}
+	if (mkdir_above(path) == -1)
+		return error_set(err, EX_CANTCREAT, "cannot create the "
+		    "directories of %s: %s", path, strerror(errno));
+	return 0;
 }
 
 /*

@@ -59,6 +59,7 @@ int	 is_blank(int);
 char	*str_trim(char *);
 void	 secret_free(char *);	/* wipe, then free */
 char	*concat3(const char *, const char *, const char *);
+int	 mkdir_above(const char *);	/* the directories leading to it */
 char	*first_line(const char *, size_t, size_t, int *);
 long long now_ms(void);				/* monotonic clock */
 void	 print_error(const struct error *);	/* cause, relay's words */
@@ -190,6 +191,7 @@ struct account {
 	long long max_message_size;	/* octets, 0 = no limit */
 	char	*dead_letter;
 	char	*logfile;	/* NULL, a file, or "-" */
+	int	 logfile_default; /* not set: syslog when it cannot be written */
 	int	 syslog;	/* 0 = off, else a facility | 1 */
 	int	 syslog_facility;
 };

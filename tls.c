@@ -536,18 +536,9 @@ static int
 cache_dir(const char *dir)
 {
 	struct stat	 st;
-	char		 tmp[4096], *p;
 
-	if (snprintf(tmp, sizeof(tmp), "%s", dir) >= (int)sizeof(tmp))
-		return -1;
-	for (p = tmp + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		(void)mkdir(tmp, 0700);
-		*p = '/';
-	}
-	(void)mkdir(tmp, 0700);
+	(void)mkdir_above(dir);
+	(void)mkdir(dir, 0700);
 	if (lstat(dir, &st) == -1 || !S_ISDIR(st.st_mode) ||
 	    st.st_uid != geteuid() || (st.st_mode & 077) != 0)
 		return -1;

@@ -253,3 +253,39 @@ wait
 check_eq "a plain-text 421 on an implicit-TLS port: exit 75" "$RC" 75
 check_grep "a plain-text 421: said as busy" "answered in plain text.*(busy)" \
     "$T/busy.err"
+
+# A broken configuration once the message is read (SPEC 1): exit 78,
+# and the whole message, byte for byte after the first line, in the
+# caller's dead.letter (the configuration cannot say where).
+broken() {	# NAME MODE [directive]
+	local name=$1 mode=$2 h=$T/$1.home
+	mkdir -p "$h"
+	{
+		echo "account default"
+		echo "host 127.0.0.1"
+		echo "from alice@example.test"
+		echo "user alice"
+		echo "password not-a-real-secret"
+		[ -n "${3:-}" ] && echo "$3"
+	} >"$h/conf"
+	chmod "$mode" "$h/conf"
+	{ printf 'To: bob@example.org\nSubject: broken %s\n\n' "$name"
+	  seq 1 30000; printf 'no newline at the end'; } >"$T/$name.msg"
+	HOME=$h "$SMARTHOST" -C "$h/conf" -t -i <"$T/$name.msg" \
+	    >"$T/$name.out" 2>"$T/$name.err"
+	RC=$?
+	check_eq "broken config ($name): exit 78" "$RC" 78
+	check_grep "broken config ($name): says where the message went" \
+	    "appended to $h/dead.letter" "$T/$name.err"
+	# dead.letter: the mbox From line, the X-Smarthost-Error, then the
+	# message as it came (and a line end at its end).
+	check "broken config ($name): the whole message in dead.letter" \
+	    cmp -s <(sed '1,2d' "$h/dead.letter" | sed '$d') \
+	    <(cat "$T/$name.msg"; echo)
+}
+broken unknown 600 "frobnicate yes"
+check_grep "broken config (unknown): names the directive" \
+    "unknown directive 'frobnicate'" "$T/unknown.err"
+broken perm644 644
+check_grep "broken config (perm644): names chmod" "chmod 600" \
+    "$T/perm644.err"

@@ -23,10 +23,11 @@ check_eq "env: users" "$RELAY_HOST $RELAY_USER $RELAY_PASS $RELAY_USER2 $(
     )bob@relay.test bob-test-secret"
 check "env: Postfix 3.7 ($RELAY_VERSION)" \
     eval '[[ $RELAY_VERSION == 3.7.* ]]'
-ports="$RELAY_SUBMISSION $RELAY_SMTPS $RELAY_PLAIN $RELAY_SINKPORT"
-check_eq "env: four different ports, none of the old fixed ones" \
+ports="$RELAY_SUBMISSION $RELAY_SMTPS $RELAY_PLAIN $RELAY_SINKPORT $(
+    )$RELAY_LIMITED"
+check_eq "env: five different ports, none of the old fixed ones" \
     "$(echo "$ports" | tr ' ' '\n' | grep -E '^[0-9]+$' |
-    grep -vxE '1002[56]|10465|10587' | sort -u | wc -l)" 4
+    grep -vxE '1002[56]|10465|10587' | sort -u | wc -l)" 5
 check "env: the Postfix is not the machine's (a root of its own)" \
     eval '[ -x "$RELAY_ROOT/usr/sbin/postfix" ] &&
     [ "$RELAY_ROOT" != / ] && [ -n "$RELAY_ROOT" ]'
@@ -459,12 +460,13 @@ eval "$(tests/postfix-relay env)"
 check "start with a port taken: a new submission port" \
     [ "$RELAY_SUBMISSION" != "$old" ]
 check_eq "start with a port taken: the others kept" \
-    "$RELAY_SMTPS $RELAY_PLAIN $RELAY_SINKPORT" "${ports#* }"
+    "$RELAY_SMTPS $RELAY_PLAIN $RELAY_SINKPORT $RELAY_LIMITED" "${ports#* }"
 smtp_open plain "$RELAY_SUBMISSION"
 check_eq "the new submission port serves" "$R_LAST" \
     "220 relay.test ESMTP Postfix (smarthost test relay)"
 smtp_close
-ports7="$RELAY_SUBMISSION $RELAY_SMTPS $RELAY_PLAIN $RELAY_SINKPORT"
+ports7="$RELAY_SUBMISSION $RELAY_SMTPS $RELAY_PLAIN $RELAY_SINKPORT $(
+    )$RELAY_LIMITED"
 PLAIN7=$RELAY_PLAIN SINK7=$RELAY_SINK
 
 # --- (9) Debian 13's Postfix 3.10 next to it ------------------------------
@@ -478,7 +480,7 @@ check "3.10: env says Postfix 3.10 ($RELAY_VERSION)" \
     eval '[[ $RELAY_VERSION == 3.10.* ]]'
 check_eq "3.10: no port in common with the 3.7 relay" \
     "$(echo "$ports7 $RELAY_SUBMISSION $RELAY_SMTPS $RELAY_PLAIN $(
-    )$RELAY_SINKPORT" | tr ' ' '\n' | sort | uniq -d)" ""
+    )$RELAY_SINKPORT $RELAY_LIMITED" | tr ' ' '\n' | sort | uniq -d)" ""
 tests/postfix-relay status 3.7 >/dev/null 2>&1
 check_eq "3.10 up: the 3.7 relay is still up" "$?" 0
 check_eq "3.10: smtpd_forbid_unauth_pipelining = yes" \
@@ -545,8 +547,9 @@ check "another checkout: its own state directory" \
     [ "$(oget RELAY_STATE)" != "$RELAY_STATE" ]
 check_eq "another checkout: no port in common" \
     "$(echo "$RELAY_SUBMISSION $RELAY_SMTPS $RELAY_PLAIN $RELAY_SINKPORT $(
-    )$(oget RELAY_SUBMISSION) $(oget RELAY_SMTPS) $(oget RELAY_PLAIN) $(
-    )$(oget RELAY_SINKPORT)" | tr ' ' '\n' | sort | uniq -d)" ""
+    )$RELAY_LIMITED $(oget RELAY_SUBMISSION) $(oget RELAY_SMTPS) $(
+    )$(oget RELAY_PLAIN) $(oget RELAY_SINKPORT) $(oget RELAY_LIMITED)" |
+    tr ' ' '\n' | sort | uniq -d)" ""
 smtp_open plain "$(oget RELAY_PLAIN)"
 check_eq "another checkout: its relay serves" "$R_LAST" \
     "220 relay.test ESMTP Postfix (smarthost test relay)"
