@@ -204,15 +204,6 @@ str_trim(char *s)
 	return s;
 }
 
-void
-secret_free(char *s)
-{
-	if (s == NULL)
-		return;
-	explicit_bzero(s, strlen(s));
-	free(s);
-}
-
 char *
 concat3(const char *a, const char *b, const char *c)
 {

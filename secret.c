@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <termios.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
@@ -472,5 +473,114 @@ secret_read(const struct account *a, const char *file, const char *cmd,
 		error_set(err, err->code, "oauth_client_secret_eval: the %s",
 		    msg);
 	}
+	return rc;
+}
+
+/* Every secret string ends here: wiped, then freed. */
+void
+secret_free(char *s)
+{
+	if (s == NULL)
+		return;
+	explicit_bzero(s, strlen(s));
+	free(s);
+}
+
+/* --- the terminal: answers of --configure, and secrets without echo --- */
+
+/*
+ * Set by the signal handler while the password is read without echo,
+ * so the terminal is restored before the signal takes its course: the
+ * one piece of global state this needs (readpassphrase(3) does it so).
+ */
+static volatile sig_atomic_t prompt_signal;
+
+static void
+prompt_catch(int sig)
+{
+	prompt_signal = sig;
+}
+
+/*
+ * One line from the terminal, without its newline: an answer of
+ * --configure or a secret, so it is wiped when it does not fit.
+ */
+int
+secret_line(int fd, char *buf, size_t size, struct error *err)
+{
+	size_t	 len = 0;
+	ssize_t	 n;
+	char	 ch;
+
+	for (;;) {
+		n = read(fd, &ch, 1);
+		if (n == -1 && errno == EINTR && prompt_signal == 0)
+			continue;
+		if (n == -1 && errno == EINTR)
+			return error_set(err, EX_TEMPFAIL, "interrupted: "
+			    "nothing was written");
+		if (n == -1)
+			return error_set(err, EX_IOERR, "cannot read from the "
+			    "terminal: %s", strerror(errno));
+		if (n == 0 && len == 0)
+			return error_set(err, EX_USAGE, "no answer (end of "
+			    "input): nothing was written");
+		if (n == 0 || ch == '\n')
+			break;
+		if (len + 1 >= size) {
+			explicit_bzero(buf, size);
+			return error_set(err, EX_USAGE, "the answer is longer "
+			    "than %zu characters", size - 1);
+		}
+		buf[len++] = ch;
+	}
+	if (len > 0 && buf[len - 1] == '\r')
+		len--;
+	buf[len] = '\0';
+	return 0;
+}
+
+static const int prompt_sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP,
+    SIGTTIN, SIGTTOU };
+#define PROMPT_NSIGS	(sizeof(prompt_sigs) / sizeof(prompt_sigs[0]))
+
+/* A secret from the terminal, not echoed; the caller asked for it. */
+int
+secret_prompt(int fd, char *buf, size_t size, struct error *err)
+{
+	struct sigaction sa, saved[PROMPT_NSIGS];
+	struct termios	 old, quiet;
+	size_t		 i;
+	int		 rc, sig;
+
+	if (tcgetattr(fd, &old) == -1)
+		return error_set(err, EX_USAGE, "cannot turn off the echo "
+		    "of the terminal: %s", strerror(errno));
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = prompt_catch;	/* no SA_RESTART: read stops */
+	sigemptyset(&sa.sa_mask);
+	prompt_signal = 0;
+	for (i = 0; i < PROMPT_NSIGS; i++)
+		sigaction(prompt_sigs[i], &sa, &saved[i]);
+	quiet = old;
+	quiet.c_lflag &= ~(tcflag_t)ECHO;
+	quiet.c_lflag |= ECHONL;
+	if (tcsetattr(fd, TCSAFLUSH, &quiet) == -1)
+		rc = error_set(err, EX_USAGE, "cannot turn off the echo of "
+		    "the terminal: %s", strerror(errno));
+	else
+		rc = secret_line(fd, buf, size, err);
+	tcsetattr(fd, TCSAFLUSH, &old);
+	for (i = 0; i < PROMPT_NSIGS; i++)
+		sigaction(prompt_sigs[i], &saved[i], NULL);
+	if ((sig = prompt_signal) != 0) {
+		explicit_bzero(buf, size);
+		raise(sig);	/* with the terminal as it was */
+		return error_set(err, EX_TEMPFAIL, "interrupted: nothing "
+		    "was written");
+	}
+	if (rc == 0 && buf[0] == '\0')
+		rc = error_set(err, EX_USAGE, "no password given: nothing "
+		    "was written");
 	return rc;
 }

@@ -22,14 +22,12 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pwd.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sysexits.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include "smarthost.h"
@@ -1141,19 +1139,6 @@ struct answers {
 	char		 secret[ANSWER_MAX];	/* wiped */
 };
 
-/*
- * Set by the signal handler while the password is read without echo,
- * so the terminal is restored before the signal takes its course: the
- * one piece of global state this needs (readpassphrase(3) does it so).
- */
-static volatile sig_atomic_t tty_signal;
-
-static void
-tty_catch(int sig)
-{
-	tty_signal = sig;
-}
-
 static void
 tty_say(int fd, const char *s)
 {
@@ -1170,42 +1155,6 @@ tty_say(int fd, const char *s)
 	}
 }
 
-/* One line from the terminal, without its newline. */
-static int
-tty_line(int fd, char *buf, size_t size, struct error *err)
-{
-	size_t	 len = 0;
-	ssize_t	 n;
-	char	 ch;
-
-	for (;;) {
-		n = read(fd, &ch, 1);
-		if (n == -1 && errno == EINTR && tty_signal == 0)
-			continue;
-		if (n == -1 && errno == EINTR)
-			return error_set(err, EX_TEMPFAIL, "interrupted: "
-			    "nothing was written");
-		if (n == -1)
-			return error_set(err, EX_IOERR, "cannot read from the "
-			    "terminal: %s", strerror(errno));
-		if (n == 0 && len == 0)
-			return error_set(err, EX_USAGE, "no answer (end of "
-			    "input): nothing was written");
-		if (n == 0 || ch == '\n')
-			break;
-		if (len + 1 >= size) {
-			explicit_bzero(buf, size);
-			return error_set(err, EX_USAGE, "the answer is longer "
-			    "than %zu characters", size - 1);
-		}
-		buf[len++] = ch;
-	}
-	if (len > 0 && buf[len - 1] == '\r')
-		len--;
-	buf[len] = '\0';
-	return 0;
-}
-
 /* Ask; an empty answer takes def (when there is one). */
 static int
 tty_ask(int fd, const char *question, const char *def, char *buf,
@@ -1220,7 +1169,7 @@ tty_ask(int fd, const char *question, const char *def, char *buf,
 		else
 			snprintf(prompt, sizeof(prompt), "%s: ", question);
 		tty_say(fd, prompt);
-		if (tty_line(fd, buf, size, err) == -1)
+		if (secret_line(fd, buf, size, err) == -1)
 			return -1;
 		if (buf[0] == '\0' && def != NULL)
 			snprintf(buf, size, "%s", def);
@@ -1228,52 +1177,6 @@ tty_ask(int fd, const char *question, const char *def, char *buf,
 			return 0;
 		tty_say(fd, "This one needs an answer.\n");
 	}
-}
-
-static const int tty_sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP,
-    SIGTTIN, SIGTTOU };
-#define TTY_NSIGS	(sizeof(tty_sigs) / sizeof(tty_sigs[0]))
-
-static int
-tty_password(int fd, const char *question, char *buf, size_t size,
-    struct error *err)
-{
-	struct sigaction sa, saved[TTY_NSIGS];
-	struct termios	 old, quiet;
-	size_t		 i;
-	int		 rc, sig;
-
-	if (tcgetattr(fd, &old) == -1)
-		return error_set(err, EX_USAGE, "cannot turn off the echo "
-		    "of the terminal: %s", strerror(errno));
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = tty_catch;	/* no SA_RESTART: read stops */
-	sigemptyset(&sa.sa_mask);
-	tty_signal = 0;
-	for (i = 0; i < TTY_NSIGS; i++)
-		sigaction(tty_sigs[i], &sa, &saved[i]);
-	quiet = old;
-	quiet.c_lflag &= ~(tcflag_t)ECHO;
-	quiet.c_lflag |= ECHONL;
-	tty_say(fd, question);
-	if (tcsetattr(fd, TCSAFLUSH, &quiet) == -1)
-		rc = error_set(err, EX_USAGE, "cannot turn off the echo of "
-		    "the terminal: %s", strerror(errno));
-	else
-		rc = tty_line(fd, buf, size, err);
-	tcsetattr(fd, TCSAFLUSH, &old);
-	for (i = 0; i < TTY_NSIGS; i++)
-		sigaction(tty_sigs[i], &saved[i], NULL);
-	if ((sig = tty_signal) != 0) {
-		explicit_bzero(buf, size);
-		raise(sig);	/* with the terminal as it was */
-		return error_set(err, EX_TEMPFAIL, "interrupted: nothing "
-		    "was written");
-	}
-	if (rc == 0 && buf[0] == '\0')
-		rc = error_set(err, EX_USAGE, "no password given: nothing "
-		    "was written");
-	return rc;
 }
 
 /* The relay, from the preset or from the user. */
@@ -1533,7 +1436,7 @@ ask_oauth(int fd, struct answers *a, struct error *err)
 	else if (op != NULL) {
 		tty_say(fd, "OAuth2 client ID of your app registration "
 		    "(smarthost.conf(5), OAUTH2), empty for a password: ");
-		if (tty_line(fd, a->client_id, sizeof(a->client_id),
+		if (secret_line(fd, a->client_id, sizeof(a->client_id),
 		    err) == -1)
 			return -1;
 	}
@@ -1546,7 +1449,8 @@ ask_oauth(int fd, struct answers *a, struct error *err)
 	    ((op == NULL || !op->needs_secret) && (grant == NULL ||
 	    strcmp(grant, "client_credentials") != 0)))
 		return 0;
-	return tty_password(fd, "Client secret (not shown): ", a->secret,
+	tty_say(fd, "Client secret (not shown): ");
+	return secret_prompt(fd, a->secret,
 	    sizeof(a->secret), err);
 }
 
@@ -1589,7 +1493,7 @@ sign_in_account(int fd, struct account *acc, struct error *err)
 		tty_say(fd, "\n\nThe browser then goes to an address that "
 		    "may not load; copy that whole address from its address "
 		    "bar.\nAddress (or the code in it): ");
-		if ((rc = tty_line(fd, answer, sizeof(answer), err)) == 0)
+		if ((rc = secret_line(fd, answer, sizeof(answer), err)) == 0)
 			rc = oauth_pkce_finish(acc, &p, str_trim(answer),
 			    err);
 		explicit_bzero(answer, sizeof(answer));
@@ -1707,7 +1611,8 @@ ask_all(int fd, struct answers *a, const char *path, int *replace,
 		return -1;
 	if (a->client_id[0] != '\0')
 		return 0;
-	return tty_password(fd, "Password (not shown): ", a->password,
+	tty_say(fd, "Password (not shown): ");
+	return secret_prompt(fd, a->password,
 	    sizeof(a->password), err);
 }
 

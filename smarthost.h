@@ -57,7 +57,6 @@ void	*xreallocarray(void *, size_t, size_t);
 char	*xstrdup(const char *);
 int	 is_blank(int);
 char	*str_trim(char *);
-void	 secret_free(char *);	/* wipe, then free */
 char	*concat3(const char *, const char *, const char *);
 int	 mkdir_above(const char *);	/* the directories leading to it */
 char	*first_line(const char *, size_t, size_t, int *);
@@ -191,7 +190,7 @@ struct account {
 	long long max_message_size;	/* octets, 0 = no limit */
 	char	*dead_letter;
 	char	*logfile;	/* NULL, a file, or "-" */
-	int	 logfile_default; /* not set: syslog when it cannot be written */
+	int	 logfile_default; /* unset: syslog when it cannot be written */
 	int	 syslog;	/* 0 = off, else a facility | 1 */
 	int	 syslog_facility;
 };
@@ -437,6 +436,9 @@ char	*secret_env_take(void);		/* SMARTHOST_PASSWORD, wiped */
 int	 secret_needs_password(const char *);	/* mechanism */
 int	 secret_get(struct account *, struct cred *, struct error *);
 void	 secret_clear(struct cred *);
+void	 secret_free(char *);	/* wipe, then free */
+int	 secret_line(int, char *, size_t, struct error *);	/* terminal */
+int	 secret_prompt(int, char *, size_t, struct error *);	/* no echo */
 
 /* auth.c */
 struct smtp_caps;
