@@ -313,3 +313,48 @@ else
 	check_eq "queue fills while reading: nothing left in the queue" \
 	    "$(grep -cv status "$T/fills.q")" 0
 fi
+
+# 13. Accounts a1 and a2, no "default", queue_dir under defaults: mailq
+#     lists what waits for either, and -q delivers it.
+mq_conf() {	# PORT
+	{
+		echo "defaults"
+		echo "host 127.0.0.1"
+		echo "port $1"
+		echo "tls_starttls off"
+		echo "tls_trust_file $CERTS/ca.pem"
+		echo "user $USER"
+		echo "password $PASS"
+		echo "tls_session_cache off"
+		echo "timeout 1"
+		echo "queue_dir $T/mq"
+		echo "dead_letter $T/mq.dead"
+		echo "notify off"
+		echo "account a1"
+		echo "from $USER"
+		echo "account a2"
+		echo "from $USER"
+	} >"$T/mq.conf"
+	chmod 600 "$T/mq.conf"
+}
+mq_conf "$(free_port)"
+for a in a1 a2; do
+	printf 'Subject: msg-acct-%s\n\nbody\n' "$a" |
+	    "$SMARTHOST" -C "$T/mq.conf" -a "$a" bob@example.org \
+	    >/dev/null 2>&1
+done
+check_eq "no default account: both kept" \
+    "$(ls "$T/mq" | grep -cv '\.status$')" 2
+"$SMARTHOST" -C "$T/mq.conf" -bp >"$T/mq.bp" 2>&1
+check_eq "no default account: mailq lists both" \
+    "$(grep -c '^20[0-9T]*-[0-9a-f]* ' "$T/mq.bp")" 2
+srv mqsrv 2
+mq_conf "$PORT"
+"$SMARTHOST" -C "$T/mq.conf" -q >"$T/mq.q" 2>&1
+check_eq "no default account: -q exit 0" "$?" 0
+wait "$SRV" 2>/dev/null
+check_eq "no default account: -q delivered both" \
+    "$(grep -l '^Subject: msg-acct-a[12]' "$MAIL"/*.eml 2>/dev/null |
+    wc -l)" 2
+check_eq "no default account: the queue is empty" \
+    "$(ls "$T/mq" | grep -cv '\.status$')" 0
