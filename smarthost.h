@@ -395,6 +395,7 @@ int	 net_connect(struct conn *, const char *, int, const char *, int,
 	    struct error *);
 int	 net_getline(struct conn *, char *, size_t, struct error *);
 int	 net_write(struct conn *, const void *, size_t, struct error *);
+size_t	 net_write_size(const struct conn *, size_t);	/* record-aligned */
 int	 net_printf(struct conn *, struct error *, const char *, ...)
 	    __attribute__((format(printf, 3, 4)));
 int	 net_flush(struct conn *, struct error *);

@@ -1318,25 +1318,31 @@ smtp_close(struct session *s)
 }
 
 /*
- * The message as it is in the spool, in 64 KiB reads.  With DATA, a
- * line starting with '.' gets one more (RFC 5321 4.5.2); the spool
- * already has CRLF line endings and ends with one.
+ * The message as it is in the spool, in reads of up to 64 KiB sized so
+ * that they end on a TLS record boundary: net_write then passes whole
+ * records on without copying them.  With DATA, a line starting with '.'
+ * gets one more (RFC 5321 4.5.2); such lines are found with memchr(3)
+ * for the dots, not line by line.  The spool already has CRLF line
+ * endings and ends with one.
  */
 static int
 send_body(struct session *s, const struct message *m, int stuff,
     struct error *e)
 {
 	char		 buf[65536];
-	const char	*p, *end, *nl;
+	const char	*p, *q, *end;
 	off_t		 off = 0;
+	size_t		 want;
 	ssize_t		 n;
 	int		 bol = 1;
 
 	set_timeout(s, TO_DATA_BLOCK);
 	while (off < m->size) {
 		/* Only the message: a queued file has its envelope after it. */
-		n = pread(m->fd, buf, m->size - off < (off_t)sizeof(buf) ?
-		    (size_t)(m->size - off) : sizeof(buf), off);
+		want = net_write_size(&s->conn, sizeof(buf));
+		if (m->size - off < (off_t)want)
+			want = (size_t)(m->size - off);
+		n = pread(m->fd, buf, want, off);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -1346,21 +1352,22 @@ send_body(struct session *s, const struct message *m, int stuff,
 		off += n;
 		if (s->progress != NULL)
 			s->progress(s->pctx, off, m->size);
-		if (!stuff) {
-			if (net_write(&s->conn, buf, (size_t)n, e) == -1)
-				return -1;
-			continue;
-		}
-		for (p = buf, end = buf + n; p < end; p = nl) {
-			if (bol && *p == '.' &&
+		p = buf;
+		end = buf + n;
+		for (q = p; stuff && q < end; q++) {
+			if ((q = memchr(q, '.', (size_t)(end - q))) == NULL)
+				break;
+			if (q == buf ? !bol : q[-1] != '\n')
+				continue;
+			/* The dot goes out with the text that follows it. */
+			if (net_write(&s->conn, p, (size_t)(q - p), e) == -1 ||
 			    net_write(&s->conn, ".", 1, e) == -1)
 				return -1;
-			nl = memchr(p, '\n', (size_t)(end - p));
-			nl = nl != NULL ? nl + 1 : end;
-			bol = nl[-1] == '\n';
-			if (net_write(&s->conn, p, (size_t)(nl - p), e) == -1)
-				return -1;
+			p = q;
 		}
+		if (net_write(&s->conn, p, (size_t)(end - p), e) == -1)
+			return -1;
+		bol = end[-1] == '\n';
 	}
 	if (stuff && net_write(&s->conn, ".\r\n", 3, e) == -1)
 		return -1;

@@ -137,14 +137,17 @@ bio_send(void *ctx, const unsigned char *buf, size_t len)
 	struct tls	*t = ctx;
 	ssize_t		 n;
 
+	/* Wait only when the socket is full, not before every record. */
 	for (;;) {
-		if (net_wait(t->fd, POLLOUT, t->timeout_ms) == -1)
-			return MBEDTLS_ERR_SSL_TIMEOUT;
 		n = send(t->fd, buf, len, MSG_NOSIGNAL);
 		if (n >= 0)
 			return (int)n;
-		if (errno != EINTR && errno != EAGAIN)
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN)
 			return MBEDTLS_ERR_NET_SEND_FAILED;
+		if (net_wait(t->fd, POLLOUT, t->timeout_ms) == -1)
+			return MBEDTLS_ERR_SSL_TIMEOUT;
 	}
 }
 

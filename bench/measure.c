@@ -9,10 +9,15 @@
  * and system CPU from wait4's rusage), MAXRSS is the peak resident set in
  * KiB.  Standard input, output and error are the command's.
  *
- *   measure [-t SECONDS] FILE COMMAND [ARG...]
+ *   measure [-t SECONDS] [-s STAMPS] FILE COMMAND [ARG...]
  *
  * With -t, a command still running after SECONDS is killed (SIGKILL), so
  * a benchmark never hangs; its line then says 137.
+ * With -s, the command's standard error goes through a pipe to the file
+ * STAMPS instead, each line preceded by the seconds from the start (the
+ * same clock as WALL) at which its first octet was read: with smarthost
+ * -v, when each reply line was read and traced (stderr is unbuffered, one
+ * write per trace line).
  * Why not /usr/bin/time: its wall clock has 10 ms steps, too coarse for a
  * loopback round trip.  The bench script builds this one static, because
  * a forked child starts with a copy of its parent's resident pages and
@@ -24,6 +29,8 @@
 #include <sys/wait.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,30 +82,89 @@ reap(pid_t pid, long limit, const sigset_t *chld, int *status,
 	}
 }
 
+/*
+ * Copy the pipe to FP, each line stamped; kill the command when the
+ * limit is up.  Returns at EOF, when the command and whatever it left
+ * holding its stderr have closed it.
+ */
+static void
+stamp(int fd, FILE *fp, double t0, long limit, pid_t pid)
+{
+	char		 buf[4096];
+	struct pollfd	 pfd;
+	double		 left;
+	ssize_t		 n, i;
+	int		 bol = 1, rc;
+
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	for (;;) {
+		left = limit > 0 ? t0 + (double)limit - now() : -1;
+		if (limit > 0 && left <= 0) {
+			fprintf(stderr, "measure: %ld s are up: killing "
+			    "the command\n", limit);
+			kill(pid, SIGKILL);
+			limit = 0;
+			continue;
+		}
+		rc = poll(&pfd, 1, limit > 0 ? (int)(left * 1000) + 1 : -1);
+		if (rc == -1 && errno == EINTR)
+			continue;
+		if (rc == -1) {
+			perror("measure: poll");
+			return;
+		}
+		if (rc == 0)
+			continue;
+		if ((n = read(fd, buf, sizeof(buf))) == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		for (i = 0; i < n; i++) {
+			if (bol)
+				fprintf(fp, "%.6f ", now() - t0);
+			fputc(buf[i], fp);
+			bol = buf[i] == '\n';
+		}
+	}
+}
+
 int
 main(int argc, char *argv[])
 {
 	struct rusage ru;
 	sigset_t chld;
 	double t0, t1;
-	FILE *out;
+	FILE *out, *sf = NULL;
 	pid_t pid;
 	long limit = 0;
-	int status, code;
+	int status, code, fds[2] = { -1, -1 };
 
-	if (argc > 2 && strcmp(argv[1], "-t") == 0) {
-		limit = strtol(argv[2], NULL, 10);
+	for (;;) {
+		if (argc > 2 && strcmp(argv[1], "-t") == 0)
+			limit = strtol(argv[2], NULL, 10);
+		else if (argc > 2 && strcmp(argv[1], "-s") == 0) {
+			if ((sf = fopen(argv[2], "w")) == NULL) {
+				perror(argv[2]);
+				return 73;
+			}
+		} else
+			break;
 		argc -= 2;
 		argv += 2;
 	}
 	if (argc < 3 || limit < 0) {
-		fprintf(stderr, "usage: measure [-t SECONDS] FILE COMMAND "
-		    "[ARG...]\n");
+		fprintf(stderr, "usage: measure [-t SECONDS] [-s STAMPS] FILE "
+		    "COMMAND [ARG...]\n");
 		return 64;
 	}
 	if ((out = fopen(argv[1], "a")) == NULL) {
 		perror(argv[1]);
 		return 73;
+	}
+	if (sf != NULL && pipe2(fds, O_CLOEXEC) == -1) {
+		perror("measure: pipe");
+		return 71;
 	}
 	sigemptyset(&chld);
 	sigaddset(&chld, SIGCHLD);
@@ -111,9 +177,22 @@ main(int argc, char *argv[])
 	if (pid == 0) {
 		sigprocmask(SIG_UNBLOCK, &chld, NULL);
 		fclose(out);
+		if (fds[1] != -1 && dup2(fds[1], 2) == -1)
+			_exit(71);
 		execvp(argv[2], argv + 2);
 		fprintf(stderr, "measure: %s: %s\n", argv[2], strerror(errno));
 		_exit(127);
+	}
+	if (sf != NULL) {
+		close(fds[1]);
+		stamp(fds[0], sf, t0, limit, pid);
+		close(fds[0]);
+		if (fclose(sf) == EOF)
+			perror("measure: stamps");
+		/* What is left of the limit, if anything. */
+		if (limit > 0)
+			limit = limit - (long)(now() - t0) > 0 ?
+			    limit - (long)(now() - t0) : 1;
 	}
 	if (reap(pid, limit, &chld, &status, &ru) == -1)
 		return 71;

@@ -97,6 +97,28 @@ check_grep "DATA: two dots become three" '^\.\.\.two dots' "$MAIL/1.raw"
 check_grep "DATA: both recipients in the envelope" 'carol@example.org' \
     "$MAIL/1.env"
 
+# 3b. DATA with 1.4 MB of lines that are or start with dots, so that
+# reads of the spool begin on such lines and inside them: each line that
+# starts with a dot gets exactly one more, no other dot is touched.
+srv dots -T -c "$CERTS/server.pem" -k "$CERTS/server.key" \
+    -e "AUTH PLAIN,PIPELINING,8BITMIME"
+conf dots "tls_starttls off"
+{
+	printf '%s\n' "$MSG" | sed '/^$/q'
+	awk 'BEGIN { for (i = 0; i < 200000; i++)
+		print (int(i / 2000) % 2 ? "a........" : ".") }'
+} >"$T/dots.msg"
+"$SMARTHOST" -C "$CONF" -i bob@example.org <"$T/dots.msg" >/dev/null 2>&1
+RC=$?
+wait
+check_eq "DATA, 1.4 MB of dots: exit 0" "$RC" 0
+sed 's/$/\r/' "$T/dots.msg" >"$T/dots.eml"
+check "DATA, 1.4 MB of dots: stored byte for byte" \
+    cmp -s "$MAIL/1.eml" "$T/dots.eml"
+{ sed 's/^\./../' "$T/dots.eml"; printf '.\r\n'; } >"$T/dots.raw"
+check "DATA, 1.4 MB of dots: each leading dot doubled on the wire" \
+    cmp -s "$MAIL/1.raw" "$T/dots.raw"
+
 # 4. Every SASL mechanism the test relay checks.
 for mech in LOGIN CRAM-MD5 DIGEST-MD5 SCRAM-SHA-1 SCRAM-SHA-256 \
     SCRAM-SHA-256-PLUS; do

@@ -685,6 +685,99 @@ test_8bit_nul(void)
 	}
 }
 
+/*
+ * The 8-bit and NUL checks look at whole blocks of the spool, eight
+ * octets at a time: one such octet in any lane of a word, in any block,
+ * and only in the last few octets, is still seen.
+ */
+static void
+test_8bit_far(void)
+{
+	struct cmdline	 cl;
+	struct account	 ac;
+	struct message	 m;
+	struct error	 err;
+	const size_t	 at[] = { 0, 1, 3, 7, 31, 32, 65530, 65536, 70001,
+	    139990, 149992 };
+	char		*in, what[80];
+	size_t		 i, n = 150000, hdr;
+
+	cl_init(&cl);
+	acct_init(&ac);
+	in = xcalloc(1, n + 1);
+	hdr = (size_t)sprintf(in, "S: s\n\n");
+	for (i = hdr; i < n; i++)
+		in[i] = (i - hdr) % 77 == 76 ? '\n' : 'a';
+	in[n - 1] = '\n';
+	if (run_n(in, n, &cl, &ac, &m, &err) == 0) {
+		CHECK_INT(m.eightbit, 0, "150 KB of ASCII: 7 bit");
+		CHECK_INT(m.has_nul, 0, "150 KB of ASCII: no NUL");
+		message_free(&m);
+	}
+	for (i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+		in[hdr + at[i]] = (char)0xe9;
+		snprintf(what, sizeof(what), "8 bit at body octet %zu", at[i]);
+		if (run_n(in, n, &cl, &ac, &m, &err) == 0) {
+			CHECK_INT(m.eightbit, 1, what);
+			CHECK_INT(m.has_nul, 0, what);
+			message_free(&m);
+		}
+		in[hdr + at[i]] = '\0';
+		snprintf(what, sizeof(what), "NUL at body octet %zu", at[i]);
+		if (run_n(in, n, &cl, &ac, &m, &err) == 0) {
+			CHECK_INT(m.has_nul, 1, what);
+			CHECK_INT(m.eightbit, 0, what);
+			message_free(&m);
+		}
+		in[hdr + at[i]] = 'a';
+	}
+	/* One seen in an early block, the other in a later one. */
+	in[hdr + 1] = '\0';
+	in[hdr + 140000] = (char)0xe9;
+	if (run_n(in, n, &cl, &ac, &m, &err) == 0) {
+		CHECK(m.has_nul && m.eightbit, "NUL first, 8 bit later: both");
+		message_free(&m);
+	}
+	in[hdr + 1] = (char)0xe9;
+	in[hdr + 140000] = '\0';
+	if (run_n(in, n, &cl, &ac, &m, &err) == 0) {
+		CHECK(m.has_nul && m.eightbit, "8 bit first, NUL later: both");
+		message_free(&m);
+	}
+	free(in);
+}
+
+/*
+ * Bare CRs far apart, each in a later read than the one before: the
+ * reader remembers where the next CR is, and must forget it with every
+ * read.
+ */
+static void
+test_cr_far(void)
+{
+	struct cmdline	 cl;
+	struct account	 ac;
+	char		*in, *want;
+	size_t		 i, o, n;
+
+	cl_init(&cl);
+	acct_init(&ac);
+	in = xcalloc(1, 300000);
+	want = xcalloc(1, 310000);
+	o = (size_t)sprintf(in, "S: x\n\n");
+	n = (size_t)sprintf(want, "S: x\r\n\r\n");
+	for (i = 0; i < 2500; i++) {
+		/* A bare CR in every 700th line, CRLF in every 900th. */
+		o += (size_t)sprintf(in + o, "%0*zu%s", 60 + (int)(i % 50), i,
+		    i % 700 == 699 ? "\rcr\n" : i % 900 == 899 ? "\r\n" : "\n");
+		n += (size_t)sprintf(want + n, "%0*zu%s", 60 + (int)(i % 50), i,
+		    i % 700 == 699 ? "\r\ncr\r\n" : "\r\n");
+	}
+	check_spool(in, &cl, &ac, want, "bare CRs and CRLFs reads apart");
+	free(in);
+	free(want);
+}
+
 struct sender_case {
 	const char	*f;		/* -f, or NULL */
 	const char	*from;		/* account from, or NULL */
@@ -1525,6 +1618,8 @@ main(void)
 	test_dot();
 	test_long_lines();
 	test_8bit_nul();
+	test_8bit_far();
+	test_cr_far();
 	test_sender();
 	test_recipients();
 	test_bcc();
