@@ -39,10 +39,12 @@
 
 /*
  * Input: pieces of lines.  A piece is the text up to a line ending (LF,
- * CRLF or a bare CR) or, for a line longer than the buffer, the whole
- * buffer.  A piece without a line ending is therefore either a full
- * buffer or the end of input, so the start of every line can be judged
- * from its first piece.
+ * CRLF or, in the body, a bare CR) or, for a line longer than the
+ * buffer, the whole buffer.  A piece without a line ending is therefore
+ * either a full buffer or the end of input, so the start of every line
+ * can be judged from its first piece.  In the header block a bare CR
+ * becomes a space: ending the line there would let "Subject: x\rBcc: y"
+ * from a web form add a hidden recipient under -t.
  */
 struct reader {
 	int		 fd;
@@ -52,6 +54,7 @@ struct reader {
 	size_t		 pos, len;
 	size_t		 cr;		/* next CR at or after pos, or len */
 	int		 cr_known;	/* cr is valid for this buffer */
+	int		 in_header;	/* a bare CR is a space, not an end */
 	unsigned char	 buf[IOBUF_SIZE];
 };
 
@@ -187,8 +190,11 @@ static int		 envid_ok(const char *);
 static void		 host_names(struct ctx *);
 static int		 hdr_read(struct reader *, struct header *, int,
 			    struct error *);
+static int		 hdr_fields(struct reader *, struct header *, int,
+			    struct error *);
 static int		 rd_piece(struct reader *, struct piece *,
 			    struct error *);
+static int		 rd_bare_cr(struct reader *, size_t);
 static int		 rd_fill(struct reader *, struct error *);
 static void		 rd_consume(struct reader *, const struct piece *);
 static int		 rd_skip_line(struct reader *, struct error *);
@@ -742,6 +748,18 @@ static int
 hdr_read(struct reader *rd, struct header *h, int dot_ends,
     struct error *err)
 {
+	int	 rc;
+
+	rd->in_header = 1;
+	rc = hdr_fields(rd, h, dot_ends, err);
+	rd->in_header = 0;
+	return rc;
+}
+
+static int
+hdr_fields(struct reader *rd, struct header *h, int dot_ends,
+    struct error *err)
+{
 	struct piece	 pc;
 	size_t		 namelen = 0;
 	int		 first = 1, cont;
@@ -786,7 +804,8 @@ static int
 rd_piece(struct reader *rd, struct piece *pc, struct error *err)
 {
 	const unsigned char	*q;
-	size_t			 i;
+	size_t			 i, from = 0;
+	int			 bare;
 
 	for (;;) {
 		if (rd->skip_lf && rd->pos < rd->len) {
@@ -794,22 +813,40 @@ rd_piece(struct reader *rd, struct piece *pc, struct error *err)
 				rd->pos++;
 			rd->skip_lf = 0;
 		}
+		if (from < rd->pos)
+			from = rd->pos;
 		if (!rd->cr_known || rd->cr < rd->pos) {
 			q = memchr(rd->buf + rd->pos, '\r', rd->len - rd->pos);
 			rd->cr = q != NULL ? (size_t)(q - rd->buf) : rd->len;
 			rd->cr_known = 1;
 		}
-		q = memchr(rd->buf + rd->pos, '\n', rd->cr - rd->pos);
+		q = memchr(rd->buf + from, '\n', rd->cr - from);
 		i = q != NULL ? (size_t)(q - rd->buf) : rd->cr;
+		if (rd->in_header && q == NULL && i < rd->len &&
+		    (bare = rd_bare_cr(rd, i)) != 0) {
+			if (bare == 1) {	/* a space now; look on */
+				from = i + 1;
+				continue;
+			}
+			if (rd->pos > 0 || rd->len < sizeof(rd->buf)) {
+				if (rd_fill(rd, err) == -1)
+					return -1;
+				from = 0;
+				continue;
+			}
+			break;	/* a full buffer ending in CR: held back */
+		}
 		if (i < rd->len || rd->eof ||
 		    (rd->pos == 0 && rd->len == sizeof(rd->buf)))
 			break;
 		if (rd_fill(rd, err) == -1)
 			return -1;
+		from = 0;
 	}
 	pc->p = rd->buf + rd->pos;
 	pc->len = i - rd->pos;
-	pc->eol = i < rd->len;
+	pc->eol = i < rd->len && !(rd->in_header && i + 1 == rd->len &&
+	    rd->buf[i] == '\r' && !rd->eof);
 	pc->eof = !pc->eol && rd->eof;
 	pc->eollen = 0;
 	pc->cr_last = 0;
@@ -823,6 +860,26 @@ rd_piece(struct reader *rd, struct piece *pc, struct error *err)
 			pc->cr_last = 1;
 	}
 	return 0;
+}
+
+/*
+ * In the header block, the CR at i: 0 when CRLF follows (a line end),
+ * 1 when it is bare (made a space, the next CR found), 2 when the
+ * buffer ends with it and more input may tell.
+ */
+static int
+rd_bare_cr(struct reader *rd, size_t i)
+{
+	const unsigned char	*q;
+
+	if (i + 1 == rd->len && !rd->eof)
+		return 2;
+	if (i + 1 < rd->len && rd->buf[i + 1] == '\n')
+		return 0;
+	rd->buf[i] = ' ';
+	q = memchr(rd->buf + i + 1, '\r', rd->len - i - 1);
+	rd->cr = q != NULL ? (size_t)(q - rd->buf) : rd->len;
+	return 1;
 }
 
 static int

@@ -131,6 +131,29 @@ check_spool(const char *in, const struct cmdline *cl,
 	message_free(&m);
 }
 
+/* The spool ends with want. */
+static void
+check_tail(const char *in, const struct cmdline *cl,
+    const struct account *ac, const char *want, const char *name)
+{
+	struct message	 m;
+	struct error	 err;
+	char		*got;
+	size_t		 n, w = strlen(want);
+
+	if (run(in, cl, ac, &m, &err) == -1) {
+		printf("not ok - %s (error %d: %s)\n", name, err.code,
+		    err.msg);
+		unit_failed++;
+		return;
+	}
+	got = spool(&m, &n);
+	CHECK_STR(got != NULL && n >= w ? got + n - w : "(short)", want,
+	    name);
+	free(got);
+	message_free(&m);
+}
+
 static int	 spool_has_body(const struct message *);
 
 static void
@@ -424,8 +447,9 @@ test_line_endings(void)
 	cl_init(&cl);
 	acct_init(&ac);
 	check_spool("A: 1\r\nB: 2\rC: 3\n\r\nx\ry\r\r\nz", &cl, &ac,
-	    "A: 1\r\nB: 2\r\nC: 3\r\n\r\nx\r\ny\r\n\r\nz\r\n",
-	    "LF, CRLF and bare CR become CRLF; final CRLF added");
+	    "A: 1\r\nB: 2 C: 3\r\n\r\nx\r\ny\r\n\r\nz\r\n",
+	    "LF and CRLF become CRLF, a bare CR too in the body and a "
+	    "space in the header; final CRLF added");
 	check_spool("S: s\n\na\n.\nb\r\n.\r\nc\r\r\n.\r", &cl, &ac,
 	    "S: s\r\n\r\na\r\n.\r\nb\r\n.\r\nc\r\n\r\n.\r\n",
 	    "smuggling sequences with -i: normalised, kept");
@@ -449,7 +473,46 @@ test_line_endings(void)
 	strcpy(in + o, "\rb\n");
 	check_spool(in, &cl, &ac, want, "bare CR at a read boundary");
 
+	/* The same in the header block: a bare CR there is a space. */
+	o = n = 0;
+	for (i = 0; i < 655; i++) {
+		o += (size_t)sprintf(in + o, "X: %096d\n", 0);
+		n += (size_t)sprintf(want + n, "X: %096d\r\n", 0);
+	}
+	o += (size_t)sprintf(in + o, "Y: %032d", 7);
+	n += (size_t)sprintf(want + n, "Y: %032d", 7);
+	CHECK_INT(o, 65535, "header CR lands on the read boundary");
+	strcpy(in + o, "\rZ: b\n\nbody\n");
+	strcpy(want + n, " Z: b\r\n\r\nbody\r\n");
+	check_spool(in, &cl, &ac, want, "header: bare CR at a read boundary");
+	strcpy(in + o, "\r\nZ: b\n\nbody\n");
+	strcpy(want + n, "\r\nZ: b\r\n\r\nbody\r\n");
+	check_spool(in, &cl, &ac, want, "header: CRLF split across reads");
+	/*
+	 * One header line that fills the whole buffer, a CR its last (the
+	 * line is folded on the way, so only its end is compared).
+	 */
+	o = (size_t)sprintf(in, "Y: ");
+	memset(in + o, 'a', 65535 - o);
+	strcpy(in + 65535, "\rb\n\nbody\n");
+	check_tail(in, &cl, &ac, "aaa b\r\n\r\nbody\r\n",
+	    "header: a full buffer ending in CR");
+	strcpy(in + 65535, "\r\nZ: b\n\nbody\n");
+	check_tail(in, &cl, &ac, "aaa\r\nZ: b\r\n\r\nbody\r\n",
+	    "header: a full buffer, CRLF after");
+	strcpy(in + 65535, "\r");
+	check_tail(in, &cl, &ac, "aaa \r\n", "header: a bare CR is the last "
+	    "octet");
+
 	/* A lone dot as the last octet of one read(2), its LF in the next. */
+	o = (size_t)sprintf(in, "S: x\n\n");
+	n = (size_t)sprintf(want, "S: x\r\n\r\n");
+	for (i = 0; i < 655; i++) {
+		o += (size_t)sprintf(in + o, "%099d\n", 0);
+		n += (size_t)sprintf(want + n, "%099d\r\n", 0);
+	}
+	o += (size_t)sprintf(in + o, "%029d", 7);
+	n += (size_t)sprintf(want + n, "%029d\r\n", 7);
 	o -= 1;				/* drop the '7' */
 	n -= 3;
 	strcpy(in + o, "\n.\nafter\n");
@@ -460,6 +523,34 @@ test_line_endings(void)
 	cl.dot_ends = 0;
 	free(in);
 	free(want);
+
+	/*
+	 * -t: "Subject: x\rBcc: y", as a web form that strips only LF
+	 * passes it on, adds no recipient and leaves no Bcc field.
+	 */
+	cl.nrcpts = 0;
+	cl.read_rcpts = 1;
+	in = "To: bob@example.org\nSubject: hi\rBcc: evil@example.net\n"
+	    "From x\rCc: evil2@example.net\n\nbody\n";
+	if (run(in, &cl, &ac, &m, &err) == 0) {
+		CHECK_STR(rcpt_list(&m), "bob@example.org",
+		    "-t: a bare CR in a header adds no recipient");
+		got = spool(&m, NULL);
+		CHECK(got != NULL && strstr(got, "\r\nSubject: hi Bcc: "
+		    "evil@example.net\r\n") != NULL,
+		    "-t: the bare CR is a space in the Subject");
+		free(got);
+		message_free(&m);
+	} else
+		CHECK(0, "-t with a bare CR in a header: ran");
+	in = "From x\rCc: evil@example.net\nTo: bob@example.org\n\nb\n";
+	if (run(in, &cl, &ac, &m, &err) == 0) {
+		CHECK_STR(rcpt_list(&m), "bob@example.org",
+		    "-t: a bare CR in an mbox From line adds no recipient");
+		message_free(&m);
+	} else
+		CHECK(0, "-t with a bare CR in the From line: ran");
+	cl_init(&cl);
 
 	in = "H: v\n\nmixed\r\nlf\nbare\rcrcr\r\r\n\n\rend";
 	if (run(in, &cl, &ac, &m, &err) == 0) {
