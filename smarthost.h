@@ -558,6 +558,7 @@ struct mail {
 	struct error	 error;
 	struct reply	 reply;
 	int		 lost;
+	int		 error_soft;	/* error says only that a session broke */
 	int		 answered;	/* the relay said something about it */
 	void		*owner;		/* the caller's */
 };

@@ -58,6 +58,7 @@ struct txn {
 	int		 limited;	/* a recipient limit was met */
 	int		 data_sent;	/* the message went (DATA path) */
 	int		 lost;		/* a 421 met it: for a new connection */
+	int		 delivered;	/* 250 for the data */
 	int		 auth_failed;	/* behind an AUTH the relay refused */
 	int		 skip_mail;	/* ... which took our MAIL line */
 };
@@ -581,21 +582,37 @@ send_rcpt(struct session *s, const struct message *m, size_t i,
  * the message and for each of its recipients.
  */
 
-/* The first failure of a message is what its caller reports. */
+/*
+ * The first failure of a message is what its caller reports; a broken
+ * session on an earlier connection says less than what the relay says
+ * on this one.
+ */
 static void
 mail_fail(struct mail *ml, const struct reply *r, int code,
     const char *fmt, ...)
 {
 	va_list	 ap;
 
-	if (ml->error.msg[0] != '\0')
+	if (ml->error.msg[0] != '\0' && !ml->error_soft)
 		return;
+	ml->error_soft = 0;
 	ml->error.code = code;
 	va_start(ap, fmt);
 	vsnprintf(ml->error.msg, sizeof(ml->error.msg), fmt, ap);
 	va_end(ap);
 	if (r != NULL)
 		error_reply(&ml->error, r->text);
+}
+
+/* The session broke under this message: for a new connection. */
+static void
+mail_lost(struct mail *ml, const struct error *e)
+{
+	ml->lost = 1;
+	if (ml->error.msg[0] == '\0') {
+		ml->error = *e;
+		ml->error_soft = 1;
+	}
 }
 
 /* The reply, one line, as a recipient keeps it (queue, mailq, log). */
@@ -711,22 +728,38 @@ txn_rcpt_reply(struct session *s, struct txn *t, size_t k,
 		    rc->addr);
 }
 
-/* The reply to the data: for every recipient the relay took. */
+/*
+ * The reply to the data: for every recipient the relay took.  A 250
+ * delivers to them even when replies before it said the session is
+ * ending (a 421 to a later RCPT, a refused AUTH on a relay that relays
+ * all the same): sending it again would make a duplicate.  The reply
+ * to the DATA command itself is no verdict unless it refuses: anything
+ * but 354 there sent nothing.
+ */
 static void
 txn_data_reply(struct txn *t, const struct reply *r, const char *what)
 {
 	struct message	*m = t->mail->m;
 	size_t		 k;
+	int		 to_data = strcmp(what, "DATA") == 0 && !t->data_sent;
 
-	if (r->code == 421 || t->lost || (t->auth_failed &&
-	    r->code != 250)) {
+	if (to_data && r->code < 400) {
+		mail_fail(t->mail, r, EX_PROTOCOL, "the relay answered DATA "
+		    "with %d instead of 354: nothing was sent", r->code);
+		for (k = 0; k < t->n; k++)
+			if (t->acc[k])
+				rcpt_set(&m->rcpts[t->idx[k]], RCPT_DEFERRED,
+				    "DATA answered without 354");
+		return;
+	}
+	if (r->code != 250 && (r->code == 421 || t->lost || t->auth_failed)) {
 		t->lost = 1;	/* those it took wait for a new connection */
 		return;
 	}
-	if (r->code == 250)
+	if (r->code == 250) {
 		t->mail->reply = *r;
-	else if (strcmp(what, "DATA") == 0 && r->code != 354 &&
-	    t->mail->error.msg[0] == '\0' && !t->data_sent)
+		t->delivered = 1;
+	} else if (to_data && t->mail->error.msg[0] == '\0')
 		mail_fail(t->mail, r, r->code >= 500 ? EX_DATAERR :
 		    EX_TEMPFAIL, "the relay refused DATA");
 	else
@@ -1032,6 +1065,10 @@ txn_lockstep(struct session *s, struct txn *t, struct error *e)
 				return -1;
 		}
 		txn_data_reply(t, &r, "DATA");
+		if (!t->data_sent) {
+			txn_end(s, t, NULL);
+			return 0;
+		}
 	}
 	txn_end(s, t, &r);
 	return 0;
@@ -1063,15 +1100,14 @@ feed_after(struct session *s, const struct smtp_feed *f, struct txn *t)
 	struct mail	*ml = t->mail;
 	int		 more = rcpt_count(ml->m, RCPT_PENDING) > 0;
 
-	if (t->lost) {
-		ml->lost = 1;
-		if (ml->error.msg[0] == '\0')
-			ml->error = s->closed;
-		more = 0;
-	} else if (t->auth_failed)
+	if (t->auth_failed && t->delivered)
 		log_warn("%s, but the relay took the message anyway (it "
 		    "relays without authentication): fix the password all "
 		    "the same", s->closed.msg);
+	if (t->lost) {
+		mail_lost(ml, &s->closed);
+		more = 0;
+	}
 	txn_free(t);
 	if (more && s->nagain < WINDOW)
 		s->again[s->nagain++] = ml;
@@ -1120,8 +1156,10 @@ mail_check(struct session *s, struct mail *ml)
 	memset(&e, 0, sizeof(e));
 	if (check_caps(s, m, &e) == 0)
 		return 0;
-	if (ml->error.msg[0] == '\0')
+	if (ml->error.msg[0] == '\0' || ml->error_soft) {
 		ml->error = e;
+		ml->error_soft = 0;
+	}
 	for (i = 0; i < m->nrcpts; i++)
 		if (m->rcpts[i].state == RCPT_PENDING) {
 			m->rcpts[i].this_run = 1;
@@ -1150,9 +1188,7 @@ session_lost(struct session *s, const struct smtp_feed *f,
 		s->count--;
 		ml = t->mail;
 		txn_free(t);
-		ml->lost = 1;
-		if (ml->error.msg[0] == '\0')
-			ml->error = *e;
+		mail_lost(ml, e);
 		f->done(f->ctx, ml);
 	}
 	again_lost(s, f, e);
@@ -1167,9 +1203,7 @@ again_lost(struct session *s, const struct smtp_feed *f,
 
 	while (s->nagain > 0) {
 		ml = s->again[--s->nagain];
-		ml->lost = 1;
-		if (ml->error.msg[0] == '\0')
-			ml->error = *e;
+		mail_lost(ml, e);
 		f->done(f->ctx, ml);
 	}
 }

@@ -154,6 +154,62 @@ check_eq "send after a drop: the caller's own first" \
     "$(grep -h '^Subject:' "$MAIL/1.eml" | tr -d '\r')" "Subject: fresh"
 check_eq "send after a drop: the queue is empty" "$(queued)" 0
 
+# 7. Replies in unexpected places.
+# 7a. DATA answered 250 instead of 354: nothing went, so it is kept.
+for path in "data:PIPELINING" "lockstep:8BITMIME"; do
+	name=${path%%:*} caps=${path#*:}
+	printf 'data reply 250 2.0.0 ok\n' >"$T/rule"
+	srv "data250-$name" "$caps" -s "$T/rule"
+	conf "queue_dir $Q-d250-$name"
+	send "data250-$name" bob@example.org
+	wait "$SRV" 2>/dev/null
+	check_eq "DATA answered 250 ($name): exit 0, kept" "$RC" 0
+	check_eq "DATA answered 250 ($name): in the queue" \
+	    "$(ls "$Q-d250-$name" | grep -cv '\.status$')" 1
+	check_eq "DATA answered 250 ($name): the relay has nothing" \
+	    "$(ls "$MAIL" | wc -l)" 0
+	check_grep "DATA answered 250 ($name): says so" \
+	    'answered DATA with 250 instead of 354' "$T/data250-$name.err"
+done
+# 7b. The pipelined AUTH refused by a relay that relays all the same, the
+#     second recipient refused: the first got it, and never again.
+printf 'rcpt#2 reply 550 5.1.1 no such user\n' >"$T/rule"
+SRVUSER=open srv openrelay "PIPELINING,CHUNKING" -s "$T/rule" -n 2
+conf "queue_dir $Q-open" "notify off"
+send openrelay a@example.org b@example.org
+check_eq "AUTH refused, relayed anyway: exit 0" "$RC" 0
+check_grep "AUTH refused, relayed anyway: the warning" \
+    'took the message anyway' "$T/openrelay.err"
+"$SMARTHOST" -C "$CONF" -qf >"$T/openrelay2.out" 2>&1
+wait "$SRV" 2>/dev/null
+check_eq "AUTH refused, relayed anyway: a@ got it once over two runs" \
+    "$(rcpts_got "$MAIL" | grep -c 'a@example.org')" 1
+# 7c. A 421 to the second RCPT, the data then taken: the first recipient
+#     has it, the second gets it over a new connection; each once.
+printf '@1 rcpt#2 reply 421 4.7.0 too many errors\n' >"$T/rule"
+srv rcpt421 "PIPELINING,CHUNKING" -s "$T/rule" -n 2
+conf "queue_dir $Q-421"
+send rcpt421 a@example.org b@example.org
+wait "$SRV" 2>/dev/null
+check_eq "421 to a RCPT, data taken: exit 0" "$RC" 0
+check_eq "421 to a RCPT, data taken: each recipient once" \
+    "$(rcpts_got "$MAIL" | tr '\n' ' ')" \
+    "rcpt <a@example.org> rcpt <b@example.org> "
+# 7d. The connection breaks at the data, the next one refuses the
+#     recipient: what is reported is the relay's 550, not the break.
+printf '@1 bdat-last close\n@2 rcpt reply 550 5.1.1 no such user\n' \
+    >"$T/rule"
+srv stale "PIPELINING,CHUNKING" -s "$T/rule" -n 2
+conf "queue_dir $Q-stale" "notify off"
+rm -f "$T/dead.letter"
+send stale bob@example.org
+wait "$SRV" 2>/dev/null
+check_eq "broken, then refused: exit 65" "$RC" 65
+check_grep "broken, then refused: stderr quotes the 550" \
+    'relay said: 550 5.1.1 no such user' "$T/stale.err"
+check_grep "broken, then refused: dead.letter quotes the 550" \
+    '^X-Smarthost-Error: .*550 5.1.1' "$T/dead.letter"
+
 # 6. Accounts a1 and a2, no default, queue_dir under defaults: mailq and
 #    -q without -a find what waits.
 PORT=$(free_port)
