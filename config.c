@@ -480,12 +480,17 @@ mailname_read(const struct ctx *c)
 	const char	*path = "/etc/mailname", *env;
 	char		 buf[256], *s;
 	FILE		*fp;
+	int		 fd;
 
 	env = getenv("SMARTHOST_MAILNAME_FILE");
 	if (!c->privileged && env != NULL && *env != '\0')
 		path = env;
-	if ((fp = fopen(path, "re")) == NULL)
+	if ((fd = open_read(path, 0)) == -1)
 		return NULL;
+	if ((fp = fdopen(fd, "r")) == NULL) {
+		close(fd);
+		return NULL;
+	}
 	s = fgets(buf, sizeof(buf), fp);
 	fclose(fp);
 	if (s == NULL)
@@ -1414,7 +1419,7 @@ conf_file(const struct ctx *c, const char *path, int kind,
 	/* The one file a setgid run reads with its group (priv.c). */
 	if (kind == CF_SYSTEM)
 		priv_raise();
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open_read(path, 0);
 	priv_drop();
 	if (fd == -1) {
 		files_note(f, path, 0);

@@ -215,6 +215,25 @@ concat3(const char *a, const char *b, const char *c)
 }
 
 /*
+ * open(2) for reading that cannot hang on a FIFO nobody writes to: the
+ * open does not wait for a writer, and a read then sees end of file.
+ * What is read is otherwise read as from any file (a pipe from a
+ * process substitution works).
+ */
+int
+open_read(const char *path, int flags)
+{
+	int	 fd, fl;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | flags);
+	if (fd == -1)
+		return -1;
+	if ((fl = fcntl(fd, F_GETFL)) != -1)
+		(void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	return fd;
+}
+
+/*
  * mkdir -p for every directory above path (not path itself), new ones
  * 0700.  -1 with errno for the first that is neither made nor there.
  */

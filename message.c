@@ -1476,14 +1476,20 @@ aliases_load(struct ctx *c, struct error *err)
 	char		 line[ALIAS_LINE_MAX + 2];
 	unsigned	 lineno = 0;
 	size_t		 n;
+	int		 fd;
 
 	if (c->ac->aliases == NULL)
 		return 0;
 	c->al.file = c->ac->aliases;
-	if ((fp = fopen(c->al.file, "re")) == NULL)
-		return error_set(err, EX_CONFIG, "cannot read the aliases "
-		    "file %s: %s: create it or fix the aliases directive",
-		    c->al.file, strerror(errno));
+	if ((fd = open_read(c->al.file, 0)) == -1 ||
+	    (fp = fdopen(fd, "r")) == NULL) {
+		error_set(err, EX_CONFIG, "cannot read the aliases file %s: "
+		    "%s: create it or fix the aliases directive", c->al.file,
+		    strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
 	while (fgets(line, sizeof(line), fp) != NULL) {
 		lineno++;
 		n = strlen(line);

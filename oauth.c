@@ -799,7 +799,7 @@ store_load(const struct store *s, const struct account *a,
 	memset(t, 0, sizeof(*t));
 	if (s->shared)
 		priv_raise();
-	fd = open(s->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	fd = open_read(s->path, O_NOFOLLOW);
 	priv_drop();
 	if (fd == -1 && errno == ENOENT)
 		return 1;

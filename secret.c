@@ -190,7 +190,7 @@ secret_file(const char *path, char **out, struct error *err)
 	ssize_t	 n;
 	int	 fd, toolong;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+	if ((fd = open_read(path, 0)) == -1) {
 		if (errno == ENOENT)
 			return 1;
 		return error_set(err, EX_CONFIG, "cannot read %s: %s", path,
@@ -329,7 +329,7 @@ netrc_read(const char *home, const struct account *a, char **out)
 	int		 fd;
 
 	path = concat3(home, "/.netrc", "");
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+	if ((fd = open_read(path, 0)) == -1) {
 		free(path);
 		return 0;
 	}

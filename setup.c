@@ -151,7 +151,7 @@ llines_read(const char *path, struct llines *l, struct error *err)
 	int		 fd, rc;
 
 	memset(l, 0, sizeof(*l));
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+	if ((fd = open_read(path, 0)) == -1)
 		return error_set(err, EX_NOINPUT, "cannot read %s: %s", path,
 		    strerror(errno));
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||

@@ -59,6 +59,7 @@ int	 is_blank(int);
 char	*str_trim(char *);
 char	*concat3(const char *, const char *, const char *);
 int	 mkdir_above(const char *);	/* the directories leading to it */
+int	 open_read(const char *, int);	/* O_RDONLY; no hang on a FIFO */
 char	*first_line(const char *, size_t, size_t, int *);
 long long now_ms(void);				/* monotonic clock */
 void	 print_error(const struct error *);	/* cause, relay's words */

@@ -463,6 +463,20 @@ load_error(int rc, const char *file, char *msg, size_t size)
 	mbed_error(rc, msg, size);
 }
 
+/* Set e and return 1 when path exists and is no regular file. */
+static int
+not_regular(const char *path, const char *what, struct error *e)
+{
+	struct stat	 st;
+
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		error_set(e, EX_CONFIG, "cannot load %s %s: not a regular "
+		    "file", what, path);
+		return 1;
+	}
+	return 0;
+}
+
 static int
 load_client_cert(struct tls *t, const struct account *a, struct error *e)
 {
@@ -474,6 +488,10 @@ load_client_cert(struct tls *t, const struct account *a, struct error *e)
 	if (a->cert_file == NULL || a->key_file == NULL)
 		return error_set(e, EX_CONFIG, "tls_cert_file and "
 		    "tls_key_file must be set together");
+	/* mbedTLS reads them with fopen(3): a FIFO would hang it. */
+	if (not_regular(a->cert_file, "tls_cert_file", e) ||
+	    not_regular(a->key_file, "tls_key_file", e))
+		return -1;
 	if ((rc = mbedtls_x509_crt_parse_file(&t->cert, a->cert_file)) != 0) {
 		load_error(rc, a->cert_file, msg, sizeof(msg));
 		return error_set(e, EX_CONFIG, "cannot load tls_cert_file "
@@ -559,7 +577,7 @@ cache_load(struct tls *t)
 
 	if (t->cache == NULL)
 		return;
-	fd = open(t->cache, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	fd = open_read(t->cache, O_NOFOLLOW);
 	if (fd == -1)
 		return;
 	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&

@@ -289,3 +289,32 @@ check_grep "broken config (unknown): names the directive" \
 broken perm644 644
 check_grep "broken config (perm644): names chmod" "chmod 600" \
     "$T/perm644.err"
+
+# Files that are FIFOs nobody writes to: a clear error at once, no hang
+# (each run is killed after 20 s; a hang shows as exit 124).
+mkfifo -m 600 "$T/fifo"
+fifo_case() {	# NAME TEXT CONF [ENV...]
+	local name=$1 text=$2 conf=$3
+	shift 3
+	env "$@" timeout 20 "$SMARTHOST" -C "$conf" --serverinfo \
+	    >"$T/fifo-$name.out" 2>&1 </dev/null
+	check_eq "a FIFO as $name: exit 78, no hang" "$?" 78
+	check_grep "a FIFO as $name: says why" "$text" "$T/fifo-$name.out"
+}
+fifo_case "the configuration file" "fifo is not a regular file" "$T/fifo"
+smarthost_conf "$T/fifo-pw.conf"
+sed -i '/^password /d' "$CONF"
+fifo_case "SMARTHOST_PASSWORD_FILE" "fifo holds no password" "$CONF" \
+    SMARTHOST_PASSWORD_FILE="$T/fifo"
+testsrv fifo-srv -T -c "$CERTS/server.pem" -k "$CERTS/server.key" \
+    -e "AUTH PLAIN"
+smarthost_conf "$T/fifo-cert.conf" "tls_starttls off" \
+    "tls_cert_file $T/fifo" "tls_key_file $T/fifo"
+fifo_case "tls_cert_file" "fifo: not a regular file" "$CONF"
+kill "$SRV" 2>/dev/null; wait "$SRV" 2>/dev/null
+smarthost_conf "$T/fifo-oauth.conf" "auth xoauth2" \
+    "oauth_grant authorization_code" "oauth_client_id test-client" \
+    "oauth_token_endpoint https://127.0.0.1:9/token" \
+    "oauth_token_store $T/fifo"
+sed -i '/^password /d' "$CONF"
+fifo_case "the OAuth2 token store" "fifo is not a regular file" "$CONF"
