@@ -252,6 +252,7 @@ static void		 b64_word(const unsigned char *, size_t, char *,
 			    size_t);
 static int		 field_local_replace(struct ctx *, int, const char *);
 static void		 rescue(struct ctx *, int);
+static void		 rescue_header(struct ctx *);
 static const char	*local_target(const struct ctx *);
 static int		 sender_target(const struct ctx *, const char *, char *,
 			    size_t);
@@ -543,8 +544,11 @@ message_read(int fd, int spool, const struct cmdline *cl,
 	c.sp->max = (off_t)ac->max_message_size;
 	host_names(&c);
 
-	if (hdr_read(c.rd, &c.h, cl->dot_ends, err) == -1)
+	if (hdr_read(c.rd, &c.h, cl->dot_ends, err) == -1) {
+		if (err->code == EX_DATAERR)
+			rescue_header(&c);
 		goto done;
+	}
 	if (dsn_check(&c, err) == -1 ||
 	    envelope_sender(&c, err) == -1 ||
 	    rcpts_from_args(&c, err) == -1 ||
@@ -614,6 +618,32 @@ rescue(struct ctx *c, int spool)
 		return;
 	}
 	(void)spool;
+	c->m->fd = c->sp->fd;
+	c->sp->fd = -1;
+	c->m->rescued = 1;
+}
+
+/*
+ * A header block too large to take (HEADER_MAX, FIELDS_MAX): what was
+ * read of it and the rest of the input, as they came, for dead.letter.
+ */
+static void
+rescue_header(struct ctx *c)
+{
+	struct error	 ignored;
+
+	c->sp->fd = -1;
+	if (spool_open(c->sp, &ignored) == -1)
+		return;
+	if (sp_block(c->sp, c->h.buf, c->h.len, &ignored) == -1 ||
+	    body_copy(c->rd, c->sp, c->cl->dot_ends, &ignored) == -1 ||
+	    sp_flush(c->sp, &ignored) == -1 ||
+	    lseek(c->sp->fd, 0, SEEK_SET) == -1) {
+		close(c->sp->fd);
+		c->sp->fd = -1;
+		return;
+	}
+	c->m->size = c->sp->size;
 	c->m->fd = c->sp->fd;
 	c->sp->fd = -1;
 	c->m->rescued = 1;

@@ -290,6 +290,29 @@ broken perm644 644
 check_grep "broken config (perm644): names chmod" "chmod 600" \
     "$T/perm644.err"
 
+# A header block too large to take: exit 65, and the whole message in
+# dead.letter (it was lost, with the rest of the input unread).
+smarthost_conf "$T/bighdr.conf" "queue off" "notify off"
+{ printf 'Subject: huge\nX-Long: '; head -c 2200000 /dev/zero | tr '\0' '~'
+  printf '\n\nfirst body line\nEND-OF-MESSAGE\n'; } >"$T/bighdr.msg"
+{ printf 'Subject: many\n'; for i in $(seq 20000); do echo "X-F: $i"; done
+  printf '\nfirst body line\nEND-OF-MESSAGE\n'; } >"$T/manyhdr.msg"
+for name in bighdr manyhdr; do
+	rm -f "$T/dead.letter"
+	"$SMARTHOST" -C "$CONF" bob@example.org <"$T/$name.msg" \
+	    >"$T/$name.out" 2>"$T/$name.err"
+	check_eq "header block too large ($name): exit 65" "$?" 65
+	check_grep "header block too large ($name): kept in dead.letter" \
+	    "appended to $T/dead.letter" "$T/$name.err"
+	check_grep "header block too large ($name): its last line too" \
+	    '^END-OF-MESSAGE$' "$T/dead.letter"
+	cp "$T/dead.letter" "$T/$name.dead"
+done
+check_eq "more than 10000 header fields: every field in dead.letter" \
+    "$(grep -c '^X-F: ' "$T/manyhdr.dead")" 20000
+check_eq "a 2 MB header line: every octet of it in dead.letter" \
+    "$(tr -cd '~' <"$T/bighdr.dead" | wc -c)" 2200000
+
 # Files that are FIFOs nobody writes to: a clear error at once, no hang
 # (each run is killed after 20 s; a hang shows as exit 124).
 mkfifo -m 600 "$T/fifo"

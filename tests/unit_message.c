@@ -163,7 +163,7 @@ check_error(const char *in, const struct cmdline *cl,
 	struct message	 m;
 	struct error	 err;
 	char		 label[256];
-	int		 rc;
+	int		 rc, kept;
 
 	rc = run(in, cl, ac, &m, &err);
 	snprintf(label, sizeof(label), "%s: fails", name);
@@ -175,15 +175,17 @@ check_error(const char *in, const struct cmdline *cl,
 	snprintf(label, sizeof(label), "%s: message left empty", name);
 	CHECK(m.sender == NULL && m.rcpts == NULL, label);
 	/*
-	 * A configuration error once the header was read: the message is
-	 * still read to its end, as it came, for dead.letter; any other
-	 * error leaves nothing.
+	 * A configuration error once the header was read, or a header
+	 * block too large to take: the message is still read to its end,
+	 * as it came, for dead.letter; any other error leaves nothing.
 	 */
-	snprintf(label, sizeof(label), "%s: %s", name, code == EX_CONFIG ?
+	kept = code == EX_CONFIG || strstr(msg, "header block larger") !=
+	    NULL || strstr(msg, "header fields") != NULL;
+	snprintf(label, sizeof(label), "%s: %s", name, kept ?
 	    "the message kept, whole, for dead.letter" : "no spool left");
-	if (code == EX_CONFIG)
+	if (kept)
 		CHECK(m.rescued && m.fd != -1 && m.size > 0 &&
-		    spool_has_body(&m), label);
+		    (code != EX_CONFIG || spool_has_body(&m)), label);
 	else
 		CHECK(!m.rescued && m.fd == -1, label);
 	message_free(&m);
