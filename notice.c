@@ -253,9 +253,10 @@ notice_text(FILE *fp, const struct account *a, const struct message *m,
 	}
 	fprintf(fp, "\n--%s\nContent-Description: Undelivered Message "
 	    "Headers\nContent-Type: text/rfc822-headers\n\n", boundary);
+	/* A NUL that got the message refused must not refuse the notice. */
 	for (i = 0; i < hlen; i++)
 		if (hdr[i] != '\r')
-			fputc(hdr[i], fp);
+			fputc(hdr[i] != '\0' ? hdr[i] : '?', fp);
 	fprintf(fp, "\n--%s--\n", boundary);
 }
 

@@ -81,6 +81,23 @@ check_grep "expired: the message is in dead.letter" '^Subject: too late' \
     "$T/dead.letter"
 check_eq "expired: the queue is empty" "$(queued)" 0
 
+# 2b. A NUL in a header, refused here (the relay has no BINARYMIME): the
+#     notice quotes the header without the NUL, so it is not refused too.
+srv nul
+conf
+rm -f "$T/dead.letter"
+printf 'Subject: a\000b\n\nbody\n' |
+    "$SMARTHOST" -C "$CONF" a@example.org >/dev/null 2>"$T/nul.err"
+RC=$?
+wait "$SRV" 2>/dev/null
+check_eq "NUL in a header: refused here (65)" "$RC" 65
+check_eq "NUL in a header: the notice reached the relay" \
+    "$(notice_of "$MAIL" | wc -l)" 1
+check_grep "NUL in a header: the notice quotes it with ? for the NUL" \
+    '^Subject: a?b' "$(notice_of "$MAIL" | head -1)"
+check_eq "NUL in a header: one copy in dead.letter, not the notice too" \
+    "$(grep -c '^From ' "$T/dead.letter")" 1
+
 # 3. No notice: a null sender, an auto-submitted message, notify off.
 noreport() {	# NAME [smarthost options]: a refused message, no notice
 	local name=$1
