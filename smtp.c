@@ -64,6 +64,7 @@ struct txn {
 };
 
 static int	 auth_first(struct session *, struct error *);
+static int	 txn_reply(struct session *, struct reply *, struct error *);
 static void	 again_lost(struct session *, const struct smtp_feed *,
 		    const struct error *);
 static void	 mail_fail(struct mail *, const struct reply *, int,
@@ -845,7 +846,13 @@ txn_envelope(struct session *s, struct txn *t, struct error *e)
 	return 0;
 }
 
-/* RSET's reply, when one led the transaction. */
+/*
+ * RSET's reply, when one led the transaction.  Refused, it is no
+ * verdict: the replies behind it in the flight are read all the same
+ * (a relay that then took the message must not get it again), and a
+ * MAIL the relay cannot take says so itself (503).  A 421 ends the
+ * session after what is in flight (txn_reply).
+ */
 static int
 txn_rset_reply(struct session *s, struct txn *t, struct error *e)
 {
@@ -853,11 +860,12 @@ txn_rset_reply(struct session *s, struct txn *t, struct error *e)
 
 	if (!t->rset)
 		return 0;
-	if (smtp_read_reply(&s->conn, &r, e) == -1)
+	if (txn_reply(s, &r, e) == -1)
 		return -1;
-	if (r.code != 250)
-		return reply_error(e, &r, r.code == 421 ? EX_TEMPFAIL :
-		    EX_PROTOCOL, "the relay refused RSET");
+	if (r.code != 250) {
+		trace("-- the relay refused RSET (%d): reading on", r.code);
+		return 0;
+	}
 	s->dirty = 0;
 	return 0;
 }
@@ -1024,6 +1032,10 @@ txn_lockstep(struct session *s, struct txn *t, struct error *e)
 	if (t->rset && (cmd(s, e, "RSET") == -1 ||
 	    net_flush(&s->conn, e) == -1 || txn_rset_reply(s, t, e) == -1))
 		return -1;
+	if (s->closing) {	/* 421 to the RSET: nothing more goes out */
+		t->lost = 1;
+		return 0;
+	}
 	if (send_mail_from(s, t->mail->m, e) == -1 ||
 	    net_flush(&s->conn, e) == -1 || txn_reply(s, &r, e) == -1)
 		return -1;

@@ -210,6 +210,28 @@ check_grep "broken, then refused: stderr quotes the 550" \
 check_grep "broken, then refused: dead.letter quotes the 550" \
     '^X-Smarthost-Error: .*550 5.1.1' "$T/dead.letter"
 
+# 7e. RSET refused (502) or answered 421 in a flush: the replies behind
+#     it are read all the same, so what the relay took is not sent again
+#     (it was left queued and sent on every later run).
+for rule in "rset#1 reply 502 5.5.1 not implemented" \
+    "@1 rset#1 reply 421 4.7.0 bye"; do
+	name=rset${rule##* }
+	conf "port $(free_port)" "queue_dir $Q-$name"
+	for i in 1 2 3; do send "$name-$i" bob@example.org; done
+	printf '%s\n' "$rule" >"$T/rule"
+	srv "$name" "PIPELINING,CHUNKING" -n 2 -s "$T/rule"
+	conf "queue_dir $Q-$name"
+	"$SMARTHOST" -C "$CONF" -q >"$T/$name.out" 2>&1
+	RC=$?
+	wait "$SRV" 2>/dev/null
+	check_eq "RSET answered ${rule#* reply }: exit 0" "$RC" 0
+	check_eq "RSET answered ${rule#* reply }: three delivered, none twice" \
+	    "$(grep -h '^Subject:' "$MAIL"/*.eml | sort -u | wc -l) \
+$(ls "$MAIL"/*.eml | wc -l)" "3 3"
+	check_eq "RSET answered ${rule#* reply }: the queue is empty" \
+	    "$(ls "$Q-$name" | wc -l)" 0
+done
+
 # 6. Accounts a1 and a2, no default, queue_dir under defaults: mailq and
 #    -q without -a find what waits.
 PORT=$(free_port)
