@@ -277,18 +277,62 @@ net_pending(const struct conn *c)
 }
 
 /*
+ * With replies expected while we write (c->early: a flight of several
+ * messages), the ones that have come are read before each write, and a
+ * wait for room in the socket is also a wait for them.  A relay that
+ * closes after taking the first messages (a per-connection limit) makes
+ * the next write fail, and mbedTLS cannot read after a failed write:
+ * replies left unread then would send their messages again.
+ */
+static int
+early_wait(struct conn *c, struct error *e)
+{
+	int		(*fn)(void *, struct error *) = c->early;
+	struct pollfd	 pfd;
+	int		 rc;
+
+	for (;;) {
+		if (!net_pending(c) && (c->tls == NULL ||
+		    !tls_pending(c->tls))) {
+			memset(&pfd, 0, sizeof(pfd));
+			pfd.fd = c->fd;
+			pfd.events = POLLIN | POLLOUT;
+			if (poll(&pfd, 1, c->timeout_ms) <= 0 ||
+			    (pfd.revents & (POLLIN | POLLHUP | POLLERR)) == 0)
+				return 0;	/* room, or the write says */
+		}
+		c->early = NULL;
+		rc = fn(c->early_ctx, e);
+		c->early = fn;
+		if (rc <= 0)
+			return rc;	/* -1, or nothing it may read yet */
+	}
+}
+
+/*
  * Write first and wait only when the socket is full: a poll(2) before
- * every record doubles the system calls of a large message.
+ * every record doubles the system calls of a large message (unless
+ * replies are awaited: early_wait).
  */
 static int
 send_all(struct conn *c, const unsigned char *p, size_t len,
     struct error *e)
 {
 	ssize_t	 n;
+	size_t	 k;
 
-	if (c->tls != NULL)
-		return tls_write(c->tls, p, len, c->timeout_ms, e);
+	while (c->tls != NULL && len > 0) {
+		k = c->early != NULL && len > c->wmax ? c->wmax : len;
+		if ((c->early != NULL && early_wait(c, e) == -1) ||
+		    tls_write(c->tls, p, k, c->timeout_ms, e) == -1)
+			return -1;
+		p += k;
+		len -= k;
+		c->sent += k;
+	}
 	while (len > 0) {
+		if (c->early != NULL && early_wait(c, e) == -1)
+			return -1;
 		n = send(c->fd, p, len, MSG_NOSIGNAL);
 		if (n == -1 && errno == EINTR)
 			continue;
@@ -304,6 +348,7 @@ send_all(struct conn *c, const unsigned char *p, size_t len,
 			    "writing to the relay: %s", strerror(errno));
 		p += n;
 		len -= (size_t)n;
+		c->sent += (size_t)n;
 	}
 	return 0;
 }
@@ -333,6 +378,7 @@ net_write(struct conn *c, const void *buf, size_t len, struct error *e)
 	const unsigned char	*p = buf;
 	size_t			 n;
 
+	c->out += len;
 	while (len > 0) {
 		if (c->wlen == 0 && len >= c->wmax) {
 			n = len - len % c->wmax;

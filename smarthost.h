@@ -389,6 +389,10 @@ struct conn {
 	long long	 deadline;	/* its reads end by then (0: none) */
 	unsigned	 reads;		/* read calls that returned data */
 	unsigned	 flushes;	/* flights written */
+	unsigned long long out;		/* octets given to net_write */
+	unsigned long long sent;	/* ... and taken by the socket */
+	int		(*early)(void *, struct error *);
+	void		*early_ctx;	/* replies to read before a write */
 	char		 peer[64];	/* numeric address, for messages */
 };
 
@@ -420,6 +424,7 @@ size_t	 tls_record_payload(struct tls *);
 int	 tls_read(struct tls *, void *, size_t, long long, int,
 	    struct error *);
 int	 tls_write(struct tls *, const void *, size_t, int, struct error *);
+int	 tls_pending(struct tls *);
 int	 tls_exporter(struct tls *, char *, size_t);	/* base64 */
 void	 tls_info(struct tls *, struct tls_info *);
 void	 tls_close(struct tls *);

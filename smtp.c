@@ -61,10 +61,12 @@ struct txn {
 	int		 delivered;	/* 250 for the data */
 	int		 auth_failed;	/* behind an AUTH the relay refused */
 	int		 skip_mail;	/* ... which took our MAIL line */
+	unsigned long long end;		/* conn.out when it was all written */
 };
 
 static int	 auth_first(struct session *, struct error *);
 static int	 txn_reply(struct session *, struct reply *, struct error *);
+static int	 early_replies(void *, struct error *);
 static void	 again_lost(struct session *, const struct smtp_feed *,
 		    const struct error *);
 static void	 mail_fail(struct mail *, const struct reply *, int,
@@ -93,6 +95,7 @@ struct session {
 	size_t		 head, count;
 	struct mail	*again[WINDOW];	/* need another transaction */
 	size_t		 nagain;
+	const struct smtp_feed *feed;	/* smtp_send's, for early_replies */
 };
 
 static void
@@ -1238,6 +1241,11 @@ smtp_send(struct session *s, const struct smtp_feed *f, struct error *e)
 		return error_set(e, EX_TEMPFAIL, "the connection to the relay "
 		    "was lost");
 	window = s->caps.pipelining && s->caps.chunking ? WINDOW : 1;
+	s->feed = f;
+	if (window > 1) {
+		s->conn.early = early_replies;
+		s->conn.early_ctx = s;
+	}
 	for (;;) {
 		while (!s->closing && s->count < window &&
 		    !(s->auth_pending && s->auth_bytes >= AUTH_FLIGHT_MAX) &&
@@ -1277,6 +1285,7 @@ smtp_send(struct session *s, const struct smtp_feed *f, struct error *e)
 				s->auth_bytes += t->mail->m->size;
 			if (window > 1 && txn_write_bdat(s, t, e) == -1)
 				goto lost;
+			t->end = s->conn.out;
 			if (window == 1)
 				break;
 		}
@@ -1288,10 +1297,12 @@ smtp_send(struct session *s, const struct smtp_feed *f, struct error *e)
 		}
 		if (s->count == 0)
 			return 0;
+		/* The flush may read the oldest ones first (early_replies). */
+		if (window > 1 && net_flush(&s->conn, e) == -1)
+			goto lost;
 		t = &s->win[s->head];
 		if (window > 1) {
-			if (net_flush(&s->conn, e) == -1 ||
-			    txn_read_bdat(s, t, e) == -1)
+			if (txn_read_bdat(s, t, e) == -1)
 				goto lost;
 		} else if ((s->caps.pipelining ? txn_data(s, t, e) :
 		    txn_lockstep(s, t, e)) == -1)
@@ -1303,6 +1314,33 @@ smtp_send(struct session *s, const struct smtp_feed *f, struct error *e)
 lost:
 	session_lost(s, f, e);
 	return -1;
+}
+
+/*
+ * Called by the net layer before it writes more of a flight (or waits
+ * to): the oldest transaction's replies, if they have begun to come and
+ * all of it has gone out (else its last reply cannot be whole yet).
+ * 1: one was read; 0: none may be yet.  Never writes.
+ */
+static int
+early_replies(void *ctx, struct error *e)
+{
+	struct session	*s = ctx;
+	struct txn	*t;
+	int		 to = s->conn.timeout_ms;
+
+	if (s->count < 2)
+		return 0;
+	t = &s->win[s->head];
+	if (t->end == 0 || t->end > s->conn.sent)
+		return 0;
+	if (txn_read_bdat(s, t, e) == -1)
+		return -1;
+	s->head = (s->head + 1) % WINDOW;
+	s->count--;
+	feed_after(s, s->feed, t);
+	net_timeout(&s->conn, to);	/* the write's, again */
+	return 1;
 }
 
 /*
