@@ -196,6 +196,8 @@ net_timeout(struct conn *c, int ms)
 {
 	c->timeout_ms = ms;
 	c->deadline = now_ms() + ms;
+	if (c->cap != 0 && c->deadline > c->cap)
+		c->deadline = c->cap;
 }
 
 /* Fill the read buffer: >0 bytes, 0 at EOF, -1 on error. */
@@ -277,42 +279,11 @@ net_pending(const struct conn *c)
 }
 
 /*
- * With replies expected while we write (c->early: a flight of several
- * messages), the ones that have come are read before each write, and a
- * wait for room in the socket is also a wait for them.  A relay that
- * closes after taking the first messages (a per-connection limit) makes
- * the next write fail, and mbedTLS cannot read after a failed write:
- * replies left unread then would send their messages again.
- */
-static int
-early_wait(struct conn *c, struct error *e)
-{
-	int		(*fn)(void *, struct error *) = c->early;
-	struct pollfd	 pfd;
-	int		 rc;
-
-	for (;;) {
-		if (!net_pending(c) && (c->tls == NULL ||
-		    !tls_pending(c->tls))) {
-			memset(&pfd, 0, sizeof(pfd));
-			pfd.fd = c->fd;
-			pfd.events = POLLIN | POLLOUT;
-			if (poll(&pfd, 1, c->timeout_ms) <= 0 ||
-			    (pfd.revents & (POLLIN | POLLHUP | POLLERR)) == 0)
-				return 0;	/* room, or the write says */
-		}
-		c->early = NULL;
-		rc = fn(c->early_ctx, e);
-		c->early = fn;
-		if (rc <= 0)
-			return rc;	/* -1, or nothing it may read yet */
-	}
-}
-
-/*
  * Write first and wait only when the socket is full: a poll(2) before
- * every record doubles the system calls of a large message (unless
- * replies are awaited: early_wait).
+ * every record doubles the system calls of a large message.  What the
+ * socket took is counted (c->sent), one record at a time under TLS, so
+ * that after a failed write the caller knows which commands went out
+ * whole; c->wbroken says the connection failed on a write.
  */
 static int
 send_all(struct conn *c, const unsigned char *p, size_t len,
@@ -322,30 +293,33 @@ send_all(struct conn *c, const unsigned char *p, size_t len,
 	size_t	 k;
 
 	while (c->tls != NULL && len > 0) {
-		k = c->early != NULL && len > c->wmax ? c->wmax : len;
-		if ((c->early != NULL && early_wait(c, e) == -1) ||
-		    tls_write(c->tls, p, k, c->timeout_ms, e) == -1)
+		k = len > c->wmax ? c->wmax : len;
+		if (tls_write(c->tls, p, k, c->timeout_ms, e) == -1) {
+			c->wbroken = 1;
 			return -1;
+		}
 		p += k;
 		len -= k;
 		c->sent += k;
 	}
 	while (len > 0) {
-		if (c->early != NULL && early_wait(c, e) == -1)
-			return -1;
 		n = send(c->fd, p, len, MSG_NOSIGNAL);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1 && errno == EAGAIN) {
-			if (net_wait(c->fd, POLLOUT, c->timeout_ms) == -1)
+			if (net_wait(c->fd, POLLOUT, c->timeout_ms) == -1) {
+				c->wbroken = 1;
 				return error_set(e, EX_TEMPFAIL,
 				    "the relay took no data for %d seconds",
 				    c->timeout_ms / 1000);
+			}
 			continue;
 		}
-		if (n == -1)
+		if (n == -1) {
+			c->wbroken = 1;
 			return error_set(e, EX_TEMPFAIL,
 			    "writing to the relay: %s", strerror(errno));
+		}
 		p += n;
 		len -= (size_t)n;
 		c->sent += (size_t)n;

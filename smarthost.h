@@ -391,8 +391,8 @@ struct conn {
 	unsigned	 flushes;	/* flights written */
 	unsigned long long out;		/* octets given to net_write */
 	unsigned long long sent;	/* ... and taken by the socket */
-	int		(*early)(void *, struct error *);
-	void		*early_ctx;	/* replies to read before a write */
+	int		 wbroken;	/* a write failed */
+	long long	 cap;		/* no read waits past it (0: none) */
 	char		 peer[64];	/* numeric address, for messages */
 };
 
@@ -424,7 +424,6 @@ size_t	 tls_record_payload(struct tls *);
 int	 tls_read(struct tls *, void *, size_t, long long, int,
 	    struct error *);
 int	 tls_write(struct tls *, const void *, size_t, int, struct error *);
-int	 tls_pending(struct tls *);
 int	 tls_exporter(struct tls *, char *, size_t);	/* base64 */
 void	 tls_info(struct tls *, struct tls_info *);
 void	 tls_close(struct tls *);

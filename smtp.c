@@ -66,7 +66,7 @@ struct txn {
 
 static int	 auth_first(struct session *, struct error *);
 static int	 txn_reply(struct session *, struct reply *, struct error *);
-static int	 early_replies(void *, struct error *);
+static void	 replies_left(struct session *, const struct smtp_feed *);
 static void	 again_lost(struct session *, const struct smtp_feed *,
 		    const struct error *);
 static void	 mail_fail(struct mail *, const struct reply *, int,
@@ -95,7 +95,6 @@ struct session {
 	size_t		 head, count;
 	struct mail	*again[WINDOW];	/* need another transaction */
 	size_t		 nagain;
-	const struct smtp_feed *feed;	/* smtp_send's, for early_replies */
 };
 
 static void
@@ -1241,11 +1240,6 @@ smtp_send(struct session *s, const struct smtp_feed *f, struct error *e)
 		return error_set(e, EX_TEMPFAIL, "the connection to the relay "
 		    "was lost");
 	window = s->caps.pipelining && s->caps.chunking ? WINDOW : 1;
-	s->feed = f;
-	if (window > 1) {
-		s->conn.early = early_replies;
-		s->conn.early_ctx = s;
-	}
 	for (;;) {
 		while (!s->closing && s->count < window &&
 		    !(s->auth_pending && s->auth_bytes >= AUTH_FLIGHT_MAX) &&
@@ -1297,12 +1291,10 @@ smtp_send(struct session *s, const struct smtp_feed *f, struct error *e)
 		}
 		if (s->count == 0)
 			return 0;
-		/* The flush may read the oldest ones first (early_replies). */
-		if (window > 1 && net_flush(&s->conn, e) == -1)
-			goto lost;
 		t = &s->win[s->head];
 		if (window > 1) {
-			if (txn_read_bdat(s, t, e) == -1)
+			if (net_flush(&s->conn, e) == -1 ||
+			    txn_read_bdat(s, t, e) == -1)
 				goto lost;
 		} else if ((s->caps.pipelining ? txn_data(s, t, e) :
 		    txn_lockstep(s, t, e)) == -1)
@@ -1312,35 +1304,36 @@ smtp_send(struct session *s, const struct smtp_feed *f, struct error *e)
 		feed_after(s, f, t);
 	}
 lost:
+	if (window > 1 && s->conn.wbroken)
+		replies_left(s, f);
 	session_lost(s, f, e);
 	return -1;
 }
 
 /*
- * Called by the net layer before it writes more of a flight (or waits
- * to): the oldest transaction's replies, if they have begun to come and
- * all of it has gone out (else its last reply cannot be whole yet).
- * 1: one was read; 0: none may be yet.  Never writes.
+ * A write of a flight failed: the relay may have closed after taking
+ * its first messages (a per-connection limit), and the replies it sent
+ * before are still in the socket.  Those of the transactions that went
+ * out whole are read, for a second at most, so what it took is not sent
+ * again.  The first that cannot be read ends it; session_lost takes the
+ * rest.
  */
-static int
-early_replies(void *ctx, struct error *e)
+static void
+replies_left(struct session *s, const struct smtp_feed *f)
 {
-	struct session	*s = ctx;
 	struct txn	*t;
-	int		 to = s->conn.timeout_ms;
+	struct error	 e;
 
-	if (s->count < 2)
-		return 0;
-	t = &s->win[s->head];
-	if (t->end == 0 || t->end > s->conn.sent)
-		return 0;
-	if (txn_read_bdat(s, t, e) == -1)
-		return -1;
-	s->head = (s->head + 1) % WINDOW;
-	s->count--;
-	feed_after(s, s->feed, t);
-	net_timeout(&s->conn, to);	/* the write's, again */
-	return 1;
+	s->conn.cap = now_ms() + 1000;
+	while (s->count > 0) {
+		t = &s->win[s->head];
+		if (t->end == 0 || t->end > s->conn.sent ||
+		    txn_read_bdat(s, t, &e) == -1)
+			break;
+		s->head = (s->head + 1) % WINDOW;
+		s->count--;
+		feed_after(s, f, t);
+	}
 }
 
 /*

@@ -956,14 +956,6 @@ tls_record_payload(struct tls *t)
 	return (size_t)n;
 }
 
-/* Whether bytes wait inside the TLS layer (a record read, not taken). */
-int
-tls_pending(struct tls *t)
-{
-	return mbedtls_ssl_get_bytes_avail(&t->ssl) > 0 ||
-	    mbedtls_ssl_check_pending(&t->ssl);
-}
-
 int
 tls_read(struct tls *t, void *buf, size_t len, long long deadline,
     int step_ms, struct error *e)

@@ -236,24 +236,35 @@ done
 #     one flight (a per-connection limit) while the second is being
 #     written: the 250 that came before the write failed is read, so the
 #     first is not sent again; the other two go over a new connection.
-conf "port $(free_port)" "queue_dir $Q-wclose"
-for i in 1 2 3; do
-	{ printf 'Subject: wclose-%s\n\n' "$i"
-	  head -c 3000000 /dev/zero | tr '\0' x | fold -w 70; } |
-	    "$SMARTHOST" -C "$CONF" bob@example.org 2>/dev/null
-done
-printf '@1 mail#2 close\n' >"$T/rule"
-srv wclose "PIPELINING,CHUNKING" -n 2 -s "$T/rule"
-conf "queue_dir $Q-wclose" "timeout 5"
-"$SMARTHOST" -C "$CONF" -q >"$T/wclose.out" 2>&1
-RC=$?
-wait "$SRV" 2>/dev/null
-check_eq "closed while writing a flight: exit 0" "$RC" 0
-check_eq "closed while writing a flight: three delivered, none twice" \
-    "$(grep -h '^Subject:' "$MAIL"/*.eml | sort -u | wc -l) \
+#     Over TLS and in clear (different write paths).
+for mode in tls clear; do
+	if [ $mode = tls ]; then
+		opts=("${TLS[@]}") caps="AUTH PLAIN,PIPELINING,CHUNKING"
+		extra=() open=
+	else
+		opts=() caps="PIPELINING,CHUNKING" extra=("tls off" "auth off")
+		open=open
+	fi
+	conf "port $(free_port)" "queue_dir $Q-wc$mode" "${extra[@]}"
+	for i in 1 2 3; do
+		{ printf 'Subject: wclose-%s\n\n' "$i"
+		  head -c 3000000 /dev/zero | tr '\0' x | fold -w 70; } |
+		    "$SMARTHOST" -C "$CONF" bob@example.org 2>/dev/null
+	done
+	printf '@1 mail#2 close\n' >"$T/rule"
+	SRVUSER=$open testsrv "wc$mode" "${opts[@]}" -e "$caps" -n 2 \
+	    -s "$T/rule"
+	conf "queue_dir $Q-wc$mode" "timeout 5" "${extra[@]}"
+	"$SMARTHOST" -C "$CONF" -q >"$T/wc$mode.out" 2>&1
+	RC=$?
+	wait "$SRV" 2>/dev/null
+	check_eq "closed while writing a flight ($mode): exit 0" "$RC" 0
+	check_eq "closed while writing a flight ($mode): three delivered, \
+none twice" "$(grep -h '^Subject:' "$MAIL"/*.eml | sort -u | wc -l) \
 $(ls "$MAIL"/*.eml | wc -l)" "3 3"
-check_eq "closed while writing a flight: the queue is empty" \
-    "$(ls "$Q-wclose" | wc -l)" 0
+	check_eq "closed while writing a flight ($mode): the queue is empty" \
+	    "$(ls "$Q-wc$mode" | wc -l)" 0
+done
 
 # 6. Accounts a1 and a2, no default, queue_dir under defaults: mailq and
 #    -q without -a find what waits.
