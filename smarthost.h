@@ -392,6 +392,7 @@ struct conn {
 	unsigned long long out;		/* octets given to net_write */
 	unsigned long long sent;	/* ... and taken by the socket */
 	int		 wbroken;	/* a write failed */
+	int		 rbroken;	/* a read failed (smtp.c) */
 	long long	 cap;		/* no read waits past it (0: none) */
 	char		 peer[64];	/* numeric address, for messages */
 };

@@ -89,6 +89,7 @@ struct session {
 	struct error	 closed;	/* ... and its words */
 	struct auth_pending auth;	/* AUTH rides with the first flight */
 	int		 auth_pending;
+	int		 auth_busy;	/* its reply is being read */
 	off_t		 auth_bytes;	/* data sent before its reply */
 	size_t		 rcpt_limit;	/* recipients per transaction; 0: any */
 	struct txn	 win[WINDOW];	/* in flight, oldest at head */
@@ -199,16 +200,25 @@ reply_read(struct conn *c, struct reply *r, int secret, struct error *e)
 	return 0;
 }
 
+/* A failed read leaves a reply half read: c->rbroken says so. */
 int
 smtp_read_reply(struct conn *c, struct reply *r, struct error *e)
 {
-	return reply_read(c, r, 0, e);
+	if (reply_read(c, r, 0, e) == -1) {
+		c->rbroken = 1;
+		return -1;
+	}
+	return 0;
 }
 
 int
 smtp_read_secret(struct conn *c, struct reply *r, struct error *e)
 {
-	return reply_read(c, r, 1, e);
+	if (reply_read(c, r, 1, e) == -1) {
+		c->rbroken = 1;
+		return -1;
+	}
+	return 0;
 }
 
 /* Remember the relay's words for the error message. */
@@ -908,11 +918,13 @@ txn_auth_reply(struct session *s, struct txn *t, struct error *e)
 		return 0;
 	s->auth_pending = 0;
 	set_timeout(s, TO_COMMAND);
+	s->auth_busy = 1;
 	if ((rc = auth_finish(&s->conn, s->acct, &s->auth, &s->closed)) ==
 	    -1) {
 		*e = s->closed;
 		return -1;
 	}
+	s->auth_busy = 0;
 	if (rc == 0)
 		return 0;
 	/* Every transaction of the flight was behind it. */
@@ -1142,11 +1154,15 @@ auth_first(struct session *s, struct error *e)
 {
 	int	 rc;
 
-	s->auth_pending = 0;
 	set_timeout(s, TO_COMMAND);
 	if (net_flush(&s->conn, e) == -1)
-		return -1;
-	if ((rc = auth_finish(&s->conn, s->acct, &s->auth, e)) == 0)
+		return -1;	/* replies_left may read its reply */
+	s->auth_pending = 0;
+	s->auth_busy = 1;
+	rc = auth_finish(&s->conn, s->acct, &s->auth, e);
+	if (rc != -1)
+		s->auth_busy = 0;
+	if (rc == 0)
 		return 0;
 	if (rc == 1) {
 		s->closing = 1;
@@ -1304,7 +1320,8 @@ smtp_send(struct session *s, const struct smtp_feed *f, struct error *e)
 		feed_after(s, f, t);
 	}
 lost:
-	if (window > 1 && s->conn.wbroken)
+	if (window > 1 && s->conn.wbroken && !s->conn.rbroken &&
+	    !s->auth_busy)
 		replies_left(s, f);
 	session_lost(s, f, e);
 	return -1;
@@ -1316,7 +1333,8 @@ lost:
  * before are still in the socket.  Those of the transactions that went
  * out whole are read, for a second at most, so what it took is not sent
  * again.  The first that cannot be read ends it; session_lost takes the
- * rest.
+ * rest.  Only when no read has failed and no AUTH exchange was cut in
+ * its middle: else the next reply is not where the window says.
  */
 static void
 replies_left(struct session *s, const struct smtp_feed *f)
